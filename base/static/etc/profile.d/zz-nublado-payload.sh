@@ -1,0 +1,16 @@
+# Payload shell setup for terminals inside JupyterLab.
+#
+# Sourced by login shells (/etc/profile) and, through a hook, by interactive
+# shells (/etc/bash.bashrc). Runs the payload's setup files from
+# /usr/local/share/jupyterlab/shell.d only when the lab's sentinel
+# RUNNING_INSIDE_JUPYTERLAB is set, so `docker run IMAGE bash` stays plain.
+# Not `set -e`: this file is sourced into the user's shell.
+if [ -n "${RUNNING_INSIDE_JUPYTERLAB:-}" ] && [ -z "${__nublado_payload_shell_done:-}" ]; then
+    __nublado_payload_shell_done=1
+    for __nublado_f in /usr/local/share/jupyterlab/shell.d/*.sh; do
+        if [ -r "$__nublado_f" ]; then
+            . "$__nublado_f"
+        fi
+    done
+    unset __nublado_f
+fi

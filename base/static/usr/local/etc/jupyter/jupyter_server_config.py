@@ -1,0 +1,15 @@
+"""Server configuration for nublado-jupyterlab-base.
+
+Found through jupyter_core's system config path (/usr/local/etc/jupyter).
+"""
+
+c = get_config()  # type: ignore[name-defined]  # noqa: F821
+
+# Terminals start a login bash, so /etc/profile.d runs the payload's shell
+# setup (only inside the lab: the sentinel RUNNING_INSIDE_JUPYTERLAB is set).
+c.ServerApp.terminado_settings = {"shell_command": ["/bin/bash", "-l"]}
+
+# The image may run with a read-only root filesystem and no home in
+# /etc/passwd; keep the server's state out of the image.
+c.ServerApp.open_browser = False
+c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"

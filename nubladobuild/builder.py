@@ -1,0 +1,163 @@
+"""Run BuildKit builds and tag the result only when the build succeeded.
+
+A failed or interrupted build leaves no tag: the image is built untagged
+(``--iidfile``) and tagged afterwards, so previous tags stay as they were.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nubladobuild.engine import engine, find_build_client
+from nubladobuild.errors import BuildFailed
+from nubladobuild.secrets import BuildSecrets, SecretFiles
+
+#: Called with each line of build output (progress display).
+LineSink = Callable[[str], None]
+
+_STEP = re.compile(r"^#(\d+) ")
+_ERROR_STEP = re.compile(r"^#(\d+) ERROR")
+_FAILED_RUN = re.compile(r"(?:executor failed running|process) \"?\[?(.*?)\]?\"? "
+                         r"(?:did not complete successfully: )?.*exit code: (\d+)")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A finished build: the image ID, its tags and how long it took."""
+
+    image_id: str
+    tags: tuple[str, ...]
+    seconds: float
+    log: Path
+
+
+def _log_dir() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    path = base / "nublado-build" / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _failure_message(what: str, lines: Sequence[str], log: Path,
+                     returncode: int) -> str:
+    """Name the failing step, show its last lines, say where the log is."""
+    failed_step = None
+    for line in lines:
+        match = _ERROR_STEP.match(line)
+        if match:
+            failed_step = match.group(1)
+    title, detail = "", []
+    if failed_step is not None:
+        step_lines = [ln for ln in lines if ln.startswith(f"#{failed_step} ")]
+        if step_lines:
+            title = step_lines[0].split(" ", 1)[1]
+        detail = [ln.split(" ", 2)[-1] if _STEP.match(ln) else ln
+                  for ln in step_lines[1:]][-25:]
+    else:
+        detail = list(lines)[-25:]
+    exit_code = next((m.group(2) for ln in reversed(lines)
+                      if (m := _FAILED_RUN.search(ln))), None)
+    head = f"{what} failed"
+    if title:
+        head += f" at step {title.strip()}"
+    if exit_code:
+        head += f" (exit code {exit_code})"
+    body = "\n".join(f"  | {ln}" for ln in detail)
+    return (f"{head}.\n{body}\nNo image was tagged; existing tags are unchanged. "
+            f"Full build log: {log}")
+
+
+def run_build(*, what: str, context: Path, dockerfile: Path,
+              build_args: dict[str, str], tags: Sequence[str],
+              secrets: BuildSecrets, sink: LineSink | None = None,
+              no_cache: bool = False) -> BuildResult:
+    """Build with BuildKit, then tag the image; tag nothing on failure.
+
+    Parameters
+    ----------
+    what
+        A name for messages ("base image", "payload scipy-lab").
+    context, dockerfile
+        The build context and the Dockerfile to use.
+    build_args
+        ``--build-arg`` values.
+    tags
+        Tags to apply once the build succeeded.
+    secrets
+        Secrets handed to the build (never stored in a layer).
+    sink
+        Receives each output line for progress display; None is quiet.
+    no_cache
+        Build every step again.
+
+    Raises
+    ------
+    BuildFailed
+        With the failing step and its last lines, when the build fails or is
+        interrupted.
+    """
+    client = find_build_client()
+    docker = engine()
+    log = _log_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    with tempfile.TemporaryDirectory(prefix="nublado-build-") as tmp, \
+            SecretFiles(secrets) as secret_args:
+        iidfile = Path(tmp) / "iid"
+        argv = [*client.argv, "--progress=plain", "--iidfile", str(iidfile),
+                "-f", str(dockerfile), *secret_args]
+        for key, value in sorted(build_args.items()):
+            argv += ["--build-arg", f"{key}={value}"]
+        if no_cache:
+            argv.append("--no-cache")
+        argv.append(str(context))
+        env = {**os.environ, **client.env}
+        tail: deque[str] = deque(maxlen=4000)
+        start = time.monotonic()
+        with log.open("w", encoding="utf-8") as log_file:
+            log_file.write("$ " + " ".join(argv) + "\n")
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, env=env,
+                                    errors="replace", start_new_session=True)
+            assert proc.stdout is not None
+            try:
+                for raw in proc.stdout:
+                    line = raw.rstrip("\n")
+                    log_file.write(raw)
+                    tail.append(line)
+                    if sink is not None:
+                        sink(line)
+                returncode = proc.wait()
+            except KeyboardInterrupt:
+                os.killpg(proc.pid, signal.SIGINT)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                raise BuildFailed(f"{what}: build interrupted. No image was tagged; "
+                                  f"existing tags are unchanged. Log: {log}") from None
+        seconds = time.monotonic() - start
+        if returncode != 0 or not iidfile.is_file():
+            raise BuildFailed(_failure_message(f"Build of {what}", list(tail), log,
+                                               returncode))
+        image_id = iidfile.read_text().strip()
+    image = docker.images.get(image_id)
+    for tag in tags:
+        repository, _, version = tag.rpartition(":") if ":" in tag.split("/")[-1] \
+            else (tag, "", "latest")
+        image.tag(repository, version or "latest")
+    return BuildResult(image_id=image_id, tags=tuple(tags), seconds=seconds, log=log)
+
+
+def stderr_sink(line: str) -> None:
+    """Print a build output line to stderr (the default progress display)."""
+    print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,251 @@
+"""The ``nublado-build`` command line: a thin layer over the modules."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from nubladobuild import __version__
+from nubladobuild.builder import stderr_sink
+from nubladobuild.errors import EXIT_INPUT, NubladoError, PayloadInvalid
+from nubladobuild.images import (
+    PYTHON_IMAGE_CHOICES,
+    build_base,
+    build_payload,
+    plan_payload,
+    resolve_python_image,
+)
+from nubladobuild.loader import load_payload
+from nubladobuild.plan import DEFAULT_BASE_IMAGE
+from nubladobuild.render import render
+from nubladobuild.secrets import host_secrets
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_BASE_TAG = DEFAULT_BASE_IMAGE
+
+
+class Output:
+    """Where results go: human text on stderr/stdout, or one JSON document."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def progress(self, line: str) -> None:
+        """Show a progress line (not in JSON mode)."""
+        if not self.as_json:
+            stderr_sink(line)
+
+    @property
+    def sink(self) -> Callable[[str], None] | None:
+        """Return the build output sink: None (quiet) in JSON mode."""
+        return None if self.as_json else stderr_sink
+
+    def result(self, data: dict[str, Any], text: str) -> None:
+        """Print the command's result."""
+        if self.as_json:
+            click.echo(json.dumps({"ok": True, **data}, indent=2, sort_keys=True))
+        else:
+            click.echo(text)
+
+
+def json_option(func: F) -> F:
+    """Add ``--json`` (machine-readable output) to a command."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print one JSON document instead of text.")(func)
+
+
+def secret_options(func: F) -> F:
+    """Add the options that feed BuildKit secrets."""
+    func = click.option("--ca-bundle", type=click.Path(path_type=Path),
+                        help="PEM CA bundle trusted inside the build (a BuildKit "
+                        "secret). Default: pip's cert setting or the system one.")(func)
+    func = click.option("--index-url", help="Package index URL for pip inside the "
+                        "build, credentials included (a BuildKit secret).")(func)
+    return click.option("--no-host-config", is_flag=True, help="Do not read pip's "
+                        "configuration and CA bundle from this host.")(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nublado-build")
+def cli() -> None:
+    """Build two-Python JupyterLab images for Nublado.
+
+    A locked JupyterLab server environment (the base) and a payload
+    environment for kernels and terminals, described by payload.yaml.
+    """
+
+
+@cli.command()
+@click.argument("payload_dirs", nargs=-1, required=True,
+                type=click.Path(path_type=Path))
+@json_option
+def validate(payload_dirs: tuple[Path, ...], as_json: bool) -> None:
+    """Check payload.yaml files and the files they name; report every problem."""
+    out = Output(as_json)
+    results: list[dict[str, Any]] = []
+    failed: list[NubladoError] = []
+    for directory in payload_dirs:
+        try:
+            loaded = load_payload(directory)
+            results.append({"payload": str(directory), "name": loaded.model.name,
+                            "valid": True})
+        except NubladoError as exc:
+            failed.append(exc)
+            results.append({"payload": str(directory), "valid": False,
+                            "error": exc.message})
+    if failed:
+        if len(failed) == 1:
+            raise failed[0]
+        raise PayloadInvalid([p for e in failed if isinstance(e, PayloadInvalid)
+                              for p in e.problems]) if all(
+            isinstance(e, PayloadInvalid) for e in failed) else failed[0]
+    out.result({"payloads": results},
+               "\n".join(f"{r['payload']}: valid ({r['name']})" for r in results))
+
+
+@cli.command("render")
+@click.argument("payload_dir", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Directory to write the Dockerfile and build context to.")
+@click.option("--base", "base_image", default=DEFAULT_BASE_IMAGE, show_default=True,
+              help="Base image the Dockerfile builds on.")
+@json_option
+def render_cmd(payload_dir: Path, output: Path, base_image: str,
+               as_json: bool) -> None:
+    """Write the Dockerfile and build context for a payload; build nothing."""
+    plan = plan_payload(payload_dir, base_image)
+    render(plan, output)
+    Output(as_json).result({"context": str(output), "dockerfile":
+                            str(output / "Dockerfile")},
+                           f"rendered {plan.loaded.model.name} into {output}")
+
+
+@cli.command("bootstrap")
+@click.option("--suite", default="trixie", show_default=True,
+              type=click.Choice(["trixie", "bookworm"]), help="Debian suite.")
+@click.option("--mirror", help="Debian mirror URL (debootstrap's default if unset).")
+@click.option("--tag", help="Image tag (default nublado-build/python:<ver>-slim-<suite>).")
+@json_option
+def bootstrap_cmd(suite: str, mirror: str | None, tag: str | None,
+                  as_json: bool) -> None:
+    """Make a local python:3.x-slim stand-in from Debian packages (debootstrap)."""
+    from nubladobuild.bootstrap import bootstrap
+
+    out = Output(as_json)
+    out.progress(f"debootstrap Debian {suite} (about a minute)...")
+    result = bootstrap(suite, mirror, tag)
+    out.result(asdict(result), f"{result.tag}: Python {result.python}")
+
+
+@cli.command()
+@click.option("--tag", "tags", multiple=True,
+              help=f"Tag(s) for the base image (default {DEFAULT_BASE_TAG}).")
+@click.option("--python-image", default="auto", show_default=True,
+              help="Python image to build on: auto, official, local (debootstrap "
+              "stand-in) or an image reference.")
+@click.option("--mirror", help="Debian mirror for the local stand-in.")
+@click.option("--apt", "extra_apt", default="", help="Extra Debian packages, "
+              "space-separated (e.g. 'git less vim').")
+@click.option("--no-cache", is_flag=True, help="Rebuild every step.")
+@secret_options
+@json_option
+def base(tags: tuple[str, ...], python_image: str, mirror: str | None,
+         extra_apt: str, no_cache: bool, ca_bundle: Path | None,
+         index_url: str | None, no_host_config: bool, as_json: bool) -> None:
+    """Build the JupyterLab base image (nublado-jupyterlab-base)."""
+    out = Output(as_json)
+    secrets = host_secrets(ca_bundle, index_url, not no_host_config)
+    image = resolve_python_image(python_image, mirror=mirror) \
+        if python_image in PYTHON_IMAGE_CHOICES else resolve_python_image(python_image)
+    out.progress(f"building the base on {image}")
+    result = build_base(python_image=image, tags=list(tags) or [DEFAULT_BASE_TAG],
+                        secrets=secrets, sink=out.sink, extra_apt=extra_apt,
+                        no_cache=no_cache)
+    out.result({"image_id": result.image_id, "tags": list(result.tags),
+                "python_image": image, "seconds": round(result.seconds, 1)},
+               f"built {', '.join(result.tags)} ({result.image_id[:19]}) on {image} "
+               f"in {result.seconds:.0f} s")
+
+
+@cli.command()
+@click.argument("payload_dir", type=click.Path(path_type=Path))
+@click.option("--base", "base_image", default=DEFAULT_BASE_IMAGE, show_default=True,
+              help="The JupyterLab base image to build on.")
+@click.option("--tag", "tags", multiple=True,
+              help="Tag(s) for the image (default <name>:latest).")
+@click.option("--context-dir", type=click.Path(path_type=Path),
+              help="Keep the rendered build context here.")
+@click.option("--no-cache", is_flag=True, help="Rebuild every step.")
+@secret_options
+@json_option
+def build(payload_dir: Path, base_image: str, tags: tuple[str, ...],
+          context_dir: Path | None, no_cache: bool, ca_bundle: Path | None,
+          index_url: str | None, no_host_config: bool, as_json: bool) -> None:
+    """Build a payload image on the JupyterLab base."""
+    out = Output(as_json)
+    plan_payload(payload_dir, base_image)  # input errors first, engine or not
+    secrets = host_secrets(ca_bundle, index_url, not no_host_config)
+    with tempfile.TemporaryDirectory(prefix="nublado-context-") as tmp:
+        built = build_payload(payload_dir=payload_dir, base_image=base_image,
+                              tags=list(tags), secrets=secrets, sink=out.sink,
+                              workdir=context_dir or Path(tmp), no_cache=no_cache)
+    result = built.result
+    out.result({"image_id": result.image_id, "tags": list(result.tags),
+                "payload": built.plan.loaded.model.name, "base": base_image,
+                "kernel": built.plan.kernel.name, "python": built.plan.python,
+                "seconds": round(result.seconds, 1)},
+               f"built {', '.join(result.tags)} ({result.image_id[:19]}) in "
+               f"{result.seconds:.0f} s")
+
+
+@cli.command("test")
+@click.argument("image")
+@click.argument("payload_dir", required=False, type=click.Path(path_type=Path))
+@click.option("--junit-xml", type=click.Path(path_type=Path),
+              help="Write a JUnit XML report here.")
+@click.option("-k", "keyword", help="Only run contract checks matching this "
+              "pytest -k expression.")
+@json_option
+def test_cmd(image: str, payload_dir: Path | None, junit_xml: Path | None,
+             keyword: str | None, as_json: bool) -> None:
+    """Run the image contract suite (and the payload's own tests) on an image."""
+    from nubladobuild.contract.runner import run_contract
+
+    out = Output(as_json)
+    summary = run_contract(image, payload_dir, junit_xml=junit_xml, keyword=keyword,
+                           quiet=as_json)
+    out.result(summary.as_dict(), summary.text())
+    if not summary.ok:
+        sys.exit(1)
+
+
+def main() -> None:
+    """Run the CLI: user errors become one message and an exit code."""
+    as_json = "--json" in sys.argv[1:]
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("nublado-build: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_INPUT if exc.exit_code == 2 else exc.exit_code)
+    except NubladoError as exc:
+        if as_json:
+            data: dict[str, Any] = {"ok": False, "error": exc.message,
+                                    "exit_code": exc.exit_code}
+            if isinstance(exc, PayloadInvalid):
+                data["problems"] = [asdict(p) for p in exc.problems]
+            click.echo(json.dumps(data, indent=2, sort_keys=True))
+        click.echo(f"nublado-build: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("nublado-build: interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,119 @@
+"""Find the Docker engine and a BuildKit-capable client, or say how to get one.
+
+Builds go through the Docker CLI with BuildKit (secrets and cache mounts);
+the docker SDK (docker-py) only has the classic builder, so it serves for
+images, containers and inspection.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import docker
+
+from nubladobuild.errors import EnvironmentProblem
+
+_NO_ENGINE = (
+    "No Docker engine answers at {where}. nublado-build builds and tests images "
+    "with a real engine. Start one (`sudo systemctl start docker`, or run "
+    "`sudo dockerd &` and wait for `docker info`), or point DOCKER_HOST at one. "
+    "On Debian or Ubuntu install it with `sudo apt-get install docker.io`; "
+    "`bash scripts/setup-docker` in the nubladobuild repository does all of it."
+)
+_NO_BUILDKIT = (
+    "No BuildKit-capable Docker client was found (tried: {tried}). Builds need "
+    "BuildKit for secrets and cache mounts. Install the buildx plugin "
+    "(`docker-buildx` or `docker-buildx-plugin` package) or a Docker CLI with "
+    "built-in BuildKit (20.10, Debian's docker.io), or name one with "
+    "NUBLADO_BUILD_DOCKER=/path/to/docker."
+)
+
+
+@dataclass(frozen=True)
+class BuildClient:
+    """How to run a BuildKit build: the argv prefix and extra environment."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """Return a short human description of the client."""
+        return " ".join(self.argv)
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                          check=False)
+
+
+def _client_major(docker_bin: str) -> int | None:
+    out = _run([docker_bin, "version", "--format", "{{.Client.Version}}"])
+    match = re.match(r"(\d+)\.", out.stdout.strip())
+    return int(match.group(1)) if match else None
+
+
+def _candidates() -> list[str]:
+    override = os.environ.get("NUBLADO_BUILD_DOCKER")
+    if override:
+        return [override]
+    seen: list[str] = []
+    for directory in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/bin"]:
+        path = Path(directory) / "docker"
+        if path.is_file() and os.access(path, os.X_OK):
+            real = str(path.resolve())
+            if real not in seen:
+                seen.append(real)
+    return seen
+
+
+@cache
+def find_build_client() -> BuildClient:
+    """Return a BuildKit-capable client: buildx, or a CLI with built-in BuildKit.
+
+    Raises
+    ------
+    EnvironmentProblem
+        When no candidate can build with BuildKit.
+    """
+    candidates = _candidates()
+    for docker_bin in candidates:
+        if _run([docker_bin, "buildx", "version"]).returncode == 0:
+            return BuildClient((docker_bin, "buildx", "build", "--load"))
+    for docker_bin in candidates:
+        major = _client_major(docker_bin)
+        # Clients before 23 build with BuildKit when DOCKER_BUILDKIT=1;
+        # later ones need the buildx plugin for it.
+        if major is not None and major < 23:
+            return BuildClient((docker_bin, "build"), {"DOCKER_BUILDKIT": "1"})
+    raise EnvironmentProblem(_NO_BUILDKIT.format(tried=", ".join(candidates)
+                                                 or "no docker on PATH"))
+
+
+def docker_cli() -> str:
+    """Return a docker CLI for plain commands (save, tag, import)."""
+    found = shutil.which("docker") or "/usr/bin/docker"
+    return found
+
+
+@cache
+def engine() -> docker.DockerClient:
+    """Return a docker SDK client connected to a live engine.
+
+    Raises
+    ------
+    EnvironmentProblem
+        When no engine answers.
+    """
+    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except Exception:  # the SDK raises many kinds; all mean "no engine"
+        raise EnvironmentProblem(_NO_ENGINE.format(where=where)) from None
+    return client

@@ -1,0 +1,67 @@
+"""Errors that the CLI turns into one clear message and an exit code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Exit code for bad input: payload files, flags, missing files.
+EXIT_INPUT = 2
+#: Exit code when the machine lacks something (no Docker engine, no BuildKit).
+EXIT_ENVIRONMENT = 3
+#: Exit code when a build or test step ran and failed.
+EXIT_FAILED = 1
+
+
+class NubladoError(Exception):
+    """Base class for errors reported to the user without a traceback."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InputError(NubladoError):
+    """The user's input (payload, flags, files) is wrong."""
+
+    exit_code = EXIT_INPUT
+
+
+class EnvironmentProblem(NubladoError):
+    """The machine lacks something the command needs."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class BuildFailed(NubladoError):
+    """A build step ran and failed."""
+
+    exit_code = EXIT_FAILED
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a payload: where it is and what to do."""
+
+    file: str
+    location: str
+    message: str
+    line: int | None = None
+
+    def render(self) -> str:
+        """Return the problem as one line: file:line: location: message."""
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        loc = f" {self.location}:" if self.location else ""
+        return f"{where}:{loc} {self.message}"
+
+
+class PayloadInvalid(InputError):
+    """A payload has one or more problems; all are reported at once."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        count = len(problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in payload; nothing was built."
+        body = "\n".join(f"  {p.render()}" for p in problems)
+        super().__init__(f"{head}\n{body}")

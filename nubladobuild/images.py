@@ -1,0 +1,118 @@
+"""Pick the images a build starts from, and build the base and payloads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker.errors
+
+from nubladobuild.bootstrap import bootstrap, local_tag, official_tag
+from nubladobuild.builder import BuildResult, LineSink, run_build
+from nubladobuild.engine import engine
+from nubladobuild.errors import InputError
+from nubladobuild.loader import load_payload
+from nubladobuild.plan import DEFAULT_BASE_IMAGE, DEFAULT_LAB_USER, Plan, build_plan
+from nubladobuild.render import render
+from nubladobuild.resources import data_root
+from nubladobuild.secrets import BuildSecrets
+
+#: --python-image choices besides an explicit image reference.
+PYTHON_IMAGE_CHOICES = ("auto", "official", "local")
+
+
+def _exists(image: str) -> bool:
+    try:
+        engine().images.get(image)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _pull(image: str) -> bool:
+    try:
+        engine().images.pull(image)
+    except docker.errors.APIError:
+        return False
+    return True
+
+
+def resolve_python_image(choice: str, suite: str = "trixie",
+                         mirror: str | None = None) -> str:
+    """Return the python base image to build on, making it if needed.
+
+    Parameters
+    ----------
+    choice
+        ``official`` (pull ``python:3.x-slim-<suite>``), ``local`` (the
+        debootstrap stand-in, built when missing), ``auto`` (official when
+        present or pullable, else local), or an explicit image reference.
+    """
+    official, local = official_tag(suite), local_tag(suite)
+    if choice == "official":
+        if _exists(official) or _pull(official):
+            return official
+        raise InputError(f"--python-image official: {official} is not present and "
+                         "cannot be pulled (no registry access?). Use "
+                         "--python-image local to build it from Debian packages.")
+    if choice == "local":
+        return local if _exists(local) else bootstrap(suite, mirror).tag
+    if choice == "auto":
+        if _exists(official) or _pull(official):
+            return official
+        return local if _exists(local) else bootstrap(suite, mirror).tag
+    if not (_exists(choice) or _pull(choice)):
+        raise InputError(f"--python-image {choice}: image not present and cannot be "
+                         "pulled. Check the name or your registry access.")
+    return choice
+
+
+def build_base(*, python_image: str, tags: list[str], secrets: BuildSecrets,
+               sink: LineSink | None, extra_apt: str = "",
+               no_cache: bool = False) -> BuildResult:
+    """Build nublado-jupyterlab-base from Dockerfile.base and base/."""
+    root = data_root()
+    return run_build(
+        what="base image", context=root, dockerfile=root / "Dockerfile.base",
+        build_args={"BASE_IMAGE": python_image, "EXTRA_APT_PACKAGES": extra_apt},
+        tags=tags, secrets=secrets, sink=sink, no_cache=no_cache)
+
+
+def base_user(base_image: str) -> str:
+    """Return the user the base image runs as (the payload keeps it)."""
+    try:
+        user = engine().images.get(base_image).attrs["Config"].get("User") or ""
+    except docker.errors.ImageNotFound:
+        raise InputError(f"--base {base_image}: no such image. Build it first with "
+                         "`nublado-build base`, or name an existing base "
+                         "image.") from None
+    return str(user) or DEFAULT_LAB_USER
+
+
+def plan_payload(payload_dir: Path, base_image: str = DEFAULT_BASE_IMAGE,
+                 lab_user: str = DEFAULT_LAB_USER) -> Plan:
+    """Load, validate and plan a payload (no engine needed)."""
+    return build_plan(load_payload(payload_dir), base_image, lab_user)
+
+
+@dataclass(frozen=True)
+class PayloadBuild:
+    """A built payload image and its plan."""
+
+    plan: Plan
+    result: BuildResult
+
+
+def build_payload(*, payload_dir: Path, base_image: str, tags: list[str],
+                  secrets: BuildSecrets, sink: LineSink | None, workdir: Path,
+                  no_cache: bool = False) -> PayloadBuild:
+    """Validate, plan, render and build a payload image on a base image."""
+    plan = plan_payload(payload_dir, base_image)  # input errors before the engine
+    plan = build_plan(plan.loaded, base_image, base_user(base_image))
+    context = render(plan, workdir / plan.loaded.model.name)
+    result = run_build(
+        what=f"payload {plan.loaded.model.name}", context=context,
+        dockerfile=context / "Dockerfile", build_args={"BASE_IMAGE": base_image},
+        tags=tags or [f"{plan.loaded.model.name}:latest"], secrets=secrets,
+        sink=sink, no_cache=no_cache)
+    return PayloadBuild(plan=plan, result=result)

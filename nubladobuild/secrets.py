@@ -1,0 +1,111 @@
+"""Build secrets: the CA bundle and package index settings.
+
+They reach a build only as BuildKit secrets (``--secret id=...``), mounted
+under /run/secrets for the RUN steps that install packages, and never land
+in a layer. Defaults come from pip's own configuration on the host.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from nubladobuild.errors import InputError
+
+_SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
+
+
+@dataclass(frozen=True)
+class BuildSecrets:
+    """What to hand to a build as secrets; every field is optional."""
+
+    ca_bundle: Path | None = None
+    index_url: str | None = None
+    extra_index_url: str | None = None
+
+
+def _pip_config() -> dict[str, str]:
+    """Return pip's effective configuration on this host (``pip config list``)."""
+    try:
+        out = subprocess.run([sys.executable, "-m", "pip", "config", "list"],
+                             capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    config: dict[str, str] = {}
+    for line in out.stdout.splitlines():
+        key, _, value = line.partition("=")
+        name = key.rsplit(".", 1)[-1]
+        config[name] = value.strip().strip("'\"")
+    return config
+
+
+def _remote(urls: str | None) -> str | None:
+    """Keep only URLs a build can reach (not file:// paths on this host)."""
+    if not urls:
+        return None
+    kept = [u for u in urls.split() if u.startswith(("http://", "https://"))]
+    return " ".join(kept) or None
+
+
+def host_secrets(ca_bundle: Path | None = None, index_url: str | None = None,
+                 use_host_config: bool = True) -> BuildSecrets:
+    """Return the secrets for a build: explicit values first, then pip's config.
+
+    Parameters
+    ----------
+    ca_bundle
+        A PEM bundle to trust inside the build (a corporate proxy's CA).
+    index_url
+        A package index URL, credentials included if needed.
+    use_host_config
+        Fall back on pip's configuration, ``PIP_CERT``/``SSL_CERT_FILE`` and
+        the system bundle.
+    """
+    config = _pip_config() if use_host_config else {}
+    if ca_bundle is None and use_host_config:
+        for candidate in (os.environ.get("PIP_CERT"), config.get("cert"),
+                          os.environ.get("SSL_CERT_FILE"), *_SYSTEM_BUNDLES):
+            if candidate and Path(candidate).is_file():
+                ca_bundle = Path(candidate)
+                break
+    if ca_bundle is not None and not ca_bundle.is_file():
+        raise InputError(f"--ca-bundle {ca_bundle}: file does not exist. Pass a PEM "
+                         "file with the certificates to trust inside the build.")
+    if index_url is None and use_host_config:
+        index_url = _remote(os.environ.get("PIP_INDEX_URL") or config.get("index-url"))
+    extra = _remote(os.environ.get("PIP_EXTRA_INDEX_URL")
+                    or config.get("extra-index-url")) if use_host_config else None
+    return BuildSecrets(ca_bundle=ca_bundle, index_url=index_url, extra_index_url=extra)
+
+
+class SecretFiles:
+    """Materialize secrets as private temporary files for ``--secret`` flags."""
+
+    def __init__(self, secrets: BuildSecrets) -> None:
+        self._secrets = secrets
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    def __enter__(self) -> list[str]:
+        """Write the files and return the ``--secret`` arguments."""
+        self._dir = tempfile.TemporaryDirectory(prefix="nublado-secrets-")
+        root = Path(self._dir.name)
+        args: list[str] = []
+        if self._secrets.ca_bundle is not None:
+            args += ["--secret", f"id=ca,src={self._secrets.ca_bundle}"]
+        for name, value in (("pip_index_url", self._secrets.index_url),
+                            ("pip_extra_index_url", self._secrets.extra_index_url)):
+            if value:
+                path = root / name
+                path.touch(mode=0o600)
+                path.write_text(value)
+                args += ["--secret", f"id={name},src={path}"]
+        return args
+
+    def __exit__(self, *exc: object) -> None:
+        """Remove the files."""
+        if self._dir is not None:
+            self._dir.cleanup()

@@ -1,0 +1,30 @@
+"""The scipy-lab payload's own checks, run after the image contract.
+
+Fixtures (``host``, ``container``, ``image_info``, ``kernel_runner``) come
+from nublado-build's contract plugin.
+"""
+
+PYTHON = "/opt/payload/venv/bin/python"
+
+
+def test_scientific_stack_imports(host):
+    cmd = host.run(f"{PYTHON} -c 'import numpy, pandas, matplotlib; print(numpy.__version__)'")
+    assert cmd.rc == 0, cmd.stderr
+
+
+def test_payload_venv_owned_by_root(host):
+    venv = host.file("/opt/payload/venv")
+    assert venv.user == "root"
+    assert host.run("test -w /opt/payload/venv/lib").rc != 0
+
+
+def test_kernel_computes_with_numpy(container, image_info, kernel_runner):
+    result = kernel_runner(container, image_info.kernel,
+                           "import numpy as np, os; print(int(np.arange(10).sum()), "
+                           "os.environ['OMP_NUM_THREADS'], os.environ['NUBLADO_KERNEL_SETUP'])")
+    assert result["status"] == "ok", result
+    assert result["stdout"].split() == ["45", "1", "done"]
+
+
+def test_lab_python_cannot_import_payload(host):
+    assert host.run("/usr/local/share/jupyterlab/venv/bin/python -c 'import numpy'").rc != 0
