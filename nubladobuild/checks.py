@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from nubladobuild.compat import compat_problems
 from nubladobuild.errors import Problem
 from nubladobuild.requirements import parse_requirements
 from nubladobuild.schema import PipStep, Payload
@@ -70,4 +71,5 @@ def payload_problems(model: Payload, directory: Path, file: str,
         spec = step.spec
         if isinstance(spec, PipStep):
             problems.extend(_pip_problems(spec, index, directory, file, line_for))
+    problems.extend(compat_problems(model, file, line_for))
     return problems

@@ -40,6 +40,8 @@ _PATTERN_HINTS = {
             "the image name); kernel names may also use '.' and '_'",
     "python": "use an absolute path or python3[.N]",
     "image": "use an image reference such as registry.example.org/stack:tag",
+    "compat": "use a compat profile name (lowercase letters, digits and '-', "
+              "one of the files in compat/) or a mapping {path, target, mode}",
 }
 
 
@@ -126,10 +128,17 @@ def _pydantic_problems(exc: ValidationError, file: str,
                        lines: dict[Loc, int]) -> list[Problem]:
     problems = []
     for error in exc.errors():
+        # A union member the input plainly is not (a mapping given where a
+        # name could go, or a name where a mapping could) is noise.
+        if (error["type"] == "string_type" and isinstance(error["input"], dict)) \
+                or (error["type"] == "model_type"
+                    and isinstance(error["input"], str)):
+            continue
         # Drop pydantic's union-member tags (e.g. 'str', 'CompatLink').
         loc = tuple(p for p in error["loc"]
                     if isinstance(p, int) or not p[:1].isupper()
-                    and p not in ("str", "function-after[_absolute_path(), str]"))
+                    and p not in ("str", "constrained-str",
+                                  "function-after[_absolute_path(), str]"))
         where = format_loc(loc)
         problems.append(Problem(file, where, _message(error, loc),
                                 _line_for(loc, lines)))

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nubladobuild import __version__
+from nubladobuild.compat import LABEL as COMPAT_LABEL
+from nubladobuild.compat import CompatPlan, compat_plan
 from nubladobuild.errors import InputError
 from nubladobuild.kernels import KernelFiles, kernel_files
 from nubladobuild.loader import LoadedPayload
@@ -46,6 +48,7 @@ class Plan:
     python: str
     labels: tuple[tuple[str, str], ...]
     version: str = __version__
+    compat: CompatPlan = field(default_factory=CompatPlan)
 
 
 def _pip_step(index: int, spec: PipStep, loaded: LoadedPayload) -> StepPlan:
@@ -101,7 +104,7 @@ def build_plan(loaded: LoadedPayload, base_image: str = DEFAULT_BASE_IMAGE,
     payload = loaded.model
     python = payload.kernel_python
     steps = tuple(_step_plan(i, s, loaded) for i, s in enumerate(payload.install))
-    labels = (
+    labels: tuple[tuple[str, str], ...] = (
         ("io.nublado.payload.name", payload.name),
         ("io.nublado.payload.kernels", payload.kernel.name),
         ("io.nublado.payload.python", python),
@@ -109,6 +112,9 @@ def build_plan(loaded: LoadedPayload, base_image: str = DEFAULT_BASE_IMAGE,
         ("org.opencontainers.image.title", payload.name),
         ("org.opencontainers.image.description", payload.description),
     )
+    compat = compat_plan(payload)
+    if compat.links:
+        labels += ((COMPAT_LABEL, compat.label),)
     return Plan(
         loaded=loaded,
         base_image=base_image,
@@ -119,4 +125,5 @@ def build_plan(loaded: LoadedPayload, base_image: str = DEFAULT_BASE_IMAGE,
         shell_path=shell_path(payload),
         python=python,
         labels=labels,
+        compat=compat,
     )

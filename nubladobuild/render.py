@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from nubladobuild.compat import links_file
 from nubladobuild.plan import Plan
 from nubladobuild.templating import render_template
 
@@ -26,6 +27,7 @@ def render_dockerfile(plan: Plan) -> str:
         shell_path=plan.shell_path,
         python=plan.python,
         labels=plan.labels,
+        compat=plan.compat,
     )
 
 
@@ -37,6 +39,8 @@ def context_files(plan: Plan) -> dict[str, tuple[bytes, int]]:
         "shell/setup.sh": (plan.shell_setup.encode(), 0o644),
         ".dockerignore": (b"", 0o644),
     }
+    if plan.compat.links:
+        files[plan.compat.file] = (links_file(plan.compat.links), 0o644)
     if plan.kernel.wrapper is not None:
         files["kernel/launch"] = (plan.kernel.wrapper.encode(), 0o755)
     for step in plan.steps:

@@ -205,11 +205,30 @@ class Shell(_Strict):
     setup: list[Line] | None = None
 
 
+#: Compat link targets that stand for a payload's generated kernel files.
+COMPAT_PLACEHOLDERS = ("{kernel.json}", "{kernel.wrapper}", "{kernel.dir}")
+
+
+def _compat_target(value: str) -> str:
+    if value.startswith("{"):
+        head, sep, rest = value.partition("}")
+        head += sep
+        if head not in COMPAT_PLACEHOLDERS:
+            raise ValueError(f"unknown placeholder {head!r}; use one of "
+                             f"{', '.join(COMPAT_PLACEHOLDERS)} or an absolute path")
+        if rest and (not rest.startswith("/") or not _PATH_CHARS.match(rest)
+                     or ".." in rest.split("/")):
+            raise ValueError(f"{value!r}: after {head} only a '/sub/path' may follow")
+        return value
+    return _absolute_path(value)
+
+
 class CompatLink(_Strict):
-    """An explicit legacy path and what it points to."""
+    """An explicit legacy path and what it points to (see compat/)."""
 
     path: AbsPath
-    target: str
+    target: Annotated[str, AfterValidator(_compat_target)]
+    mode: Literal["link", "copy"] = "link"
 
 
 class Tags(_Strict):
