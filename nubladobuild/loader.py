@@ -21,6 +21,8 @@ from nubladobuild.schema import INSTALL_KINDS, Payload
 PAYLOAD_FILE = "payload.yaml"
 #: payload.yaml larger than this is refused before parsing.
 MAX_PAYLOAD_BYTES = 256 * 1024
+#: payload.yaml whose aliases expand to more values than this is refused.
+MAX_YAML_NODES = 100_000
 #: Referenced files larger than this are refused (requirements, scripts...).
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 #: Fields of each install kind that name a file in the payload directory.
@@ -64,6 +66,28 @@ class LoadedPayload:
 
 class _LineLoader(yaml.SafeLoader):
     """A safe loader that refuses duplicate keys (YAML would keep the last)."""
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Return how many nodes ``node`` stands for once aliases are expanded.
+
+    Memoized by node identity, so an alias bomb ("billion laughs") costs its
+    size in the file, not its expansion; a recursive alias counts as huge.
+    """
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    sizes[key] = MAX_YAML_NODES + 1  # in progress: a cycle counts as too big
+    total = 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            total += _expanded_size(key_node, sizes) + _expanded_size(value_node,
+                                                                      sizes)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            total += _expanded_size(item, sizes)
+    sizes[key] = min(total, MAX_YAML_NODES + 1)
+    return sizes[key]
 
 
 def _compose_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int],
@@ -244,6 +268,13 @@ def load_payload(directory: Path) -> LoadedPayload:
         reason = getattr(exc, "problem", None) or str(exc)
         raise PayloadInvalid([Problem(file, "", f"invalid YAML: {reason}", line)]) \
             from None
+    except RecursionError:
+        raise PayloadInvalid([Problem(file, "", "invalid YAML: nested too deeply")]) \
+            from None
+    if node is not None and _expanded_size(node, {}) > MAX_YAML_NODES:
+        raise PayloadInvalid([Problem(file, "", "YAML aliases expand to more than "
+                                      f"{MAX_YAML_NODES} values (or refer to "
+                                      "themselves); write the values out", 1)])
     if node is not None:
         _compose_lines(node, (), lines, dupes)
     if not isinstance(data, dict):
