@@ -35,6 +35,8 @@ FILE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 Loc = tuple[str | int, ...]
+#: Tags pydantic puts in an error's location for union members.
+_UNION_TAGS = ("str", "constrained-str", "function-after[_absolute_path(), str]")
 #: What a field's pattern means, for messages (pydantic shows the regex).
 _PATTERN_HINTS = {
     "name": "use a DNS label: lowercase letters, digits and '-', at most 63 "
@@ -154,15 +156,17 @@ def _pydantic_problems(exc: ValidationError, file: str,
     for error in exc.errors():
         # A union member the input plainly is not (a mapping given where a
         # name could go, or a name where a mapping could) is noise.
-        if (error["type"] == "string_type" and isinstance(error["input"], dict)) \
-                or (error["type"] == "model_type"
-                    and isinstance(error["input"], str)):
+        tags = [p for p in error["loc"] if isinstance(p, str)
+                and (p[:1].isupper() or p in _UNION_TAGS)]
+        if tags and ((error["type"] == "string_type"
+                      and isinstance(error["input"], dict))
+                     or (error["type"] == "model_type"
+                         and isinstance(error["input"], str))):
             continue
         # Drop pydantic's union-member tags (e.g. 'str', 'CompatLink').
         loc = tuple(p for p in error["loc"]
                     if isinstance(p, int) or not p[:1].isupper()
-                    and p not in ("str", "constrained-str",
-                                  "function-after[_absolute_path(), str]"))
+                    and p not in _UNION_TAGS)
         where = format_loc(loc)
         problems.append(Problem(file, where, _message(error, loc),
                                 _line_for(loc, lines)))

@@ -1,0 +1,5 @@
+"""Allow ``python -m nubladobuild``."""
+
+from nubladobuild.cli import main
+
+main()

@@ -1,0 +1,114 @@
+"""The foundation end to end: base, the scipy-lab pip payload, the contract."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import PAYLOADS, CliResult, docker, run_cli
+
+pytestmark = pytest.mark.integration
+SCIPY = PAYLOADS / "scipy-lab"
+SCIPY_TAG = "scipy-lab:test"
+
+
+@pytest.fixture(scope="module")
+def scipy_image(build_payload: Callable[..., CliResult]) -> str:
+    result = build_payload(SCIPY, SCIPY_TAG)
+    assert result.json["kernel"] == "scipy"
+    return SCIPY_TAG
+
+
+def test_scipy_lab_meets_contract(scipy_image: str, tmp_path: Path,
+                                  contract: Callable[..., dict[str, Any]]) -> None:
+    summary = contract(scipy_image, SCIPY, tmp_path)
+    # The contract's own checks plus the payload's four tests, none skipped.
+    assert summary["passed"] >= 25
+    assert summary["skipped"] == 0
+
+
+def test_payload_shares_every_base_layer(scipy_image: str, base_image: str) -> None:
+    def layers(image: str) -> list[str]:
+        out = docker("image", "inspect", image).stdout
+        return list(json.loads(out)[0]["RootFS"]["Layers"])
+
+    base, payload = layers(base_image), layers(scipy_image)
+    assert payload[: len(base)] == base
+    assert len(payload) > len(base)
+
+
+def test_base_has_no_python3_kernel_and_runs_as_non_root(base_image: str) -> None:
+    attrs = json.loads(docker("image", "inspect", base_image).stdout)[0]
+    assert attrs["Config"]["User"] == "1000:100"
+    out = docker("run", "--rm", base_image, "/usr/local/share/jupyterlab/venv/bin/"
+                 "jupyter", "kernelspec", "list", "--json").stdout
+    assert json.loads(out)["kernelspecs"] == {}
+
+
+def test_ca_bundle_secret_never_in_image(base_image: str, tmp_path: Path,
+                                         build_payload: Callable[..., CliResult]
+                                         ) -> None:
+    """A CA bundle passed to the build is used by pip but lands in no layer."""
+    marker = "nublado-secret-marker-7f3a9c2e51"
+    bundle = tmp_path / "ca.pem"
+    system = Path("/etc/ssl/certs/ca-certificates.crt").read_text()
+    bundle.write_text(f"# {marker}\n{system}")
+    payload = tmp_path / "secretcheck"
+    payload.mkdir()
+    (payload / "requirements.txt").write_text("six\n")
+    (payload / "payload.yaml").write_text(
+        "name: secretcheck\ninstall:\n  - pip: {requirements: requirements.txt}\n"
+        "kernel: {name: secretcheck, display_name: Secret check}\n")
+    build_payload(payload, "secretcheck:test", "--ca-bundle", str(bundle),
+                  "--no-cache")
+    saved = tmp_path / "image.tar"
+    docker("save", "-o", str(saved), "secretcheck:test")
+    data = saved.read_bytes()
+    assert len(data) > 10_000_000
+    assert marker.encode() not in data
+    history = docker("history", "--no-trunc", "secretcheck:test").stdout
+    assert marker not in history
+    docker("rmi", "secretcheck:test", check=False)
+
+
+def test_failed_install_keeps_previous_tag(base_image: str, tmp_path: Path,
+                                          build_payload: Callable[..., CliResult]
+                                          ) -> None:
+    payload = tmp_path / "broken"
+    payload.mkdir()
+    (payload / "payload.yaml").write_text(
+        "name: broken\ninstall:\n  - pip: {requirements: requirements.txt}\n"
+        "kernel: {name: broken, display_name: Broken}\n")
+    tag = "nublado-broken:test"
+    docker("tag", base_image, tag)
+    before = docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
+    (payload / "requirements.txt").write_text(
+        "nublado-build-no-such-package-ever==0.0.1\n")
+    result = build_payload(payload, tag, check=False)
+    assert result.returncode == 1
+    assert "failed at step" in result.stderr
+    assert "install-pip" in result.stderr
+    assert "No image was tagged" in result.stderr
+    assert "Traceback" not in result.stderr
+    after = docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
+    assert after == before
+    docker("rmi", tag, check=False)
+
+
+def test_invalid_payload_exits_2_and_builds_nothing(engine: None,
+                                                   tmp_path: Path) -> None:
+    (tmp_path / "payload.yaml").write_text(
+        "name: Not_A_Name\ninstall:\n  - pip: {requirements: missing.txt}\n"
+        "  - snap: {}\nkernel: {name: k}\n")
+    images_before = docker("images", "-q", "--no-trunc").stdout
+    result = run_cli("build", str(tmp_path), "--tag", "never:test", check=False)
+    assert result.returncode == 2
+    for needle in ("name", "install[0].pip.requirements", "install[1].snap",
+                   "kernel.display_name", "payload.yaml:1", "payload.yaml:3"):
+        assert needle in result.stderr, needle
+    assert "Traceback" not in result.stderr
+    assert docker("images", "-q", "--no-trunc").stdout == images_before
