@@ -26,6 +26,7 @@ from nubladobuild.loader import load_payload
 from nubladobuild.plan import DEFAULT_BASE_IMAGE
 from nubladobuild.render import render
 from nubladobuild.secrets import host_secrets
+from nubladobuild.tags import check_build_tags
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_BASE_TAG = DEFAULT_BASE_IMAGE
@@ -190,7 +191,8 @@ def build(payload_dir: Path, base_image: str, tags: tuple[str, ...],
           index_url: str | None, no_host_config: bool, as_json: bool) -> None:
     """Build a payload image on the JupyterLab base."""
     out = Output(as_json)
-    plan_payload(payload_dir, base_image)  # input errors first, engine or not
+    planned = plan_payload(payload_dir, base_image)  # input errors first
+    check_build_tags(planned.loaded.model, planned.loaded.yaml_path, tags)
     secrets = host_secrets(ca_bundle, index_url, not no_host_config)
     with tempfile.TemporaryDirectory(prefix="nublado-context-") as tmp:
         built = build_payload(payload_dir=payload_dir, base_image=base_image,
