@@ -164,9 +164,11 @@ def _pydantic_problems(exc: ValidationError, file: str,
                          and isinstance(error["input"], str))):
             continue
         # Drop pydantic's union-member tags (e.g. 'str', 'CompatLink').
+        # Keys such as env names (OMP_NUM_THREADS) stay: tags are CamelCase.
         loc = tuple(p for p in error["loc"]
-                    if isinstance(p, int) or not p[:1].isupper()
-                    and p not in _UNION_TAGS)
+                    if isinstance(p, int) or (not (p[:1].isupper()
+                                                   and not p.isupper())
+                                              and p not in _UNION_TAGS))
         where = format_loc(loc)
         problems.append(Problem(file, where, _message(error, loc),
                                 _line_for(loc, lines)))
