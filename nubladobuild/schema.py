@@ -28,8 +28,8 @@ _SYSTEM_DIRS = (
     "/usr/local", "/usr/local/bin", "/usr/local/lib", "/usr/sbin", "/var",
     "/opt", "/home",
 )
-_PATH_CHARS = re.compile(r"^/[A-Za-z0-9._+/-]*$")
-_REL_CHARS = re.compile(r"^[A-Za-z0-9._+/-]+$")
+_PATH_CHARS = re.compile(r"^/[A-Za-z0-9._+/-]*\Z")  # \Z: "$" allows a final "\n"
+_REL_CHARS = re.compile(r"^[A-Za-z0-9._+/-]+\Z")
 INSTALL_KINDS = ("pip", "conda", "script", "dockerfile", "transplant")
 
 
