@@ -1,0 +1,216 @@
+"""Shell safety of the generated files: values stay literal, never run.
+
+Kernel names, display names, env values, descriptions and setup lines with
+quotes, ``$``, backticks and newlines either reach the image literally or
+are refused by the schema. The rendered wrapper and terminal setup are run
+with bash in a sandbox, with a fake payload python that prints what it got.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from nubladobuild.kernels import kernel_files
+from nubladobuild.loader import load_payload
+from nubladobuild.plan import build_plan
+from nubladobuild.render import context_files
+from nubladobuild.schema import Kernel, Payload
+
+#: Values that do something if a shell ever evaluates them.
+NASTY = [
+    "it's",
+    'say "hi"',
+    "$(touch PWNED-subst)",
+    "`touch PWNED-backtick`",
+    "${HOME}",
+    "a;touch PWNED-semicolon",
+    "back\\slash",
+    "line one\nline two",
+    "tab\there",
+    "ünï €",
+    "' ; touch PWNED-quote ; '",
+    "*",
+]
+
+
+def fake_python(sandbox: Path) -> Path:
+    """Write a stand-in payload python that prints its argv and env as JSON."""
+    python = sandbox / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(textwrap.dedent(f"""\
+        #!{os.path.realpath('/usr/bin/python3')}
+        import json, os, sys
+        print(json.dumps({{"argv": sys.argv[1:], "env": dict(os.environ),
+                          "pid": os.getpid()}}))
+        """))
+    python.chmod(0o755)
+    return python
+
+
+def run_wrapper(wrapper: str, sandbox: Path, conn: str) -> dict[str, object]:
+    script = sandbox / "launch"
+    script.write_text(wrapper)
+    script.chmod(0o755)
+    proc = subprocess.run(["bash", str(script), conn], cwd=sandbox,
+                          capture_output=True, text=True, timeout=30, check=False,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(sandbox)})
+    assert proc.returncode == 0, proc.stderr
+    data: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return data
+
+
+def assert_nothing_ran(sandbox: Path) -> None:
+    assert not [p.name for p in sandbox.rglob("PWNED*")]
+
+
+def test_wrapper_exports_env_values_literally(tmp_path: Path) -> None:
+    python = fake_python(tmp_path)
+    env = {f"NASTY_{i}": value for i, value in enumerate(NASTY)}
+    kernel = Kernel(name="k", display_name="K", env=env)
+    files = kernel_files(kernel, str(python))
+    assert files.wrapper is not None
+    conn = "/tmp/conn $(touch PWNED-arg) `x`.json"
+    out = run_wrapper(files.wrapper, tmp_path, conn)
+    got = out["env"]
+    assert isinstance(got, dict)
+    for name, value in env.items():
+        assert got[name] == value, name
+    assert out["argv"] == ["-m", "ipykernel_launcher", "-f", conn]
+    assert_nothing_ran(tmp_path)
+
+
+def test_wrapper_runs_setup_lines_verbatim_and_execs(tmp_path: Path) -> None:
+    """Setup lines are the payload's shell code: written as given, one a line."""
+    python = fake_python(tmp_path)
+    setup = [
+        "export FROM_SETUP='$(touch PWNED-single) `x` \"q\"'",
+        'export DOUBLE="$HOME/x"',
+        "unset NOT_SET_ANYWAY",
+    ]
+    kernel = Kernel(name="k", display_name="K", setup=setup, env={"A": "1"})
+    files = kernel_files(kernel, str(python))
+    assert files.wrapper is not None
+    for line in setup:
+        assert f"\n{line}\n" in files.wrapper
+    last = [ln for ln in files.wrapper.splitlines() if ln.strip()][-1]
+    assert last.startswith("exec ")
+    out = run_wrapper(files.wrapper, tmp_path, "/tmp/c.json")
+    env = out["env"]
+    assert isinstance(env, dict)
+    assert env["FROM_SETUP"] == "$(touch PWNED-single) `x` \"q\""
+    assert env["DOUBLE"] == f"{tmp_path}/x"
+    assert_nothing_ran(tmp_path)
+
+
+@pytest.mark.parametrize("display_name", [v for v in NASTY if "\n" not in v])
+def test_kernel_json_keeps_display_name_literally(display_name: str) -> None:
+    kernel = Kernel(name="k", display_name=display_name)
+    spec = json.loads(kernel_files(kernel, "/opt/payload/venv/bin/python").kernel_json)
+    assert spec["display_name"] == display_name
+    assert spec["argv"][-1] == "{connection_file}"
+
+
+@pytest.mark.parametrize("field,value", [
+    ("name", "k;id"), ("name", "k$(id)"), ("name", "k`id`"), ("name", "k\nx"),
+    ("name", "k'x"), ("name", 'k"x'), ("name", "../k"),
+    ("display_name", "K\nRUN id"), ("display_name", "K\rx"),
+    ("setup", ["ok", "a\nb"]), ("env", {"A B": "x"}), ("env", {"A;B": "x"}),
+    ("env", {"A": "nul\x00"}),
+])
+def test_schema_refuses_unsafe_kernel_fields(field: str, value: object) -> None:
+    data: dict[str, object] = {"name": "k", "display_name": "K", field: value}
+    with pytest.raises(ValidationError):
+        Kernel.model_validate(data)
+
+
+@pytest.mark.parametrize("value", ["/opt/x;id", "/opt/$HOME", "/opt/`id`",
+                                   "/opt/a b", "/opt/x\n", "/opt/'x'"])
+def test_schema_refuses_unsafe_prefixes_and_pythons(value: str) -> None:
+    base = {"name": "p", "kernel": {"name": "k", "display_name": "K"}}
+    with pytest.raises(ValidationError):
+        Payload.model_validate({**base, "install": [
+            {"pip": {"requirements": "r.txt", "prefix": value}}]})
+    with pytest.raises(ValidationError):
+        Payload.model_validate({**base, "install": [
+            {"pip": {"requirements": "r.txt", "python": value}}]})
+
+
+def make_payload(root: Path, shell_setup: list[str] | None = None) -> Path:
+    payload = root / "payload"
+    payload.mkdir()
+    (payload / "requirements.txt").write_text("six\n")
+    data: dict[str, object] = {
+        "name": "nasty",
+        "description": "\n".join(NASTY) + "\nRUN touch /PWNED-dockerfile",
+        "install": [{"pip": {"requirements": "requirements.txt"}}],
+        "kernel": {"name": "nasty", "display_name": 'Nasty "$(id)" `id` \'x\'',
+                   "env": {f"NASTY_{i}": v for i, v in enumerate(NASTY)},
+                   "setup": ["export FROM_SETUP='$(touch PWNED-setup)'"]},
+    }
+    if shell_setup is not None:
+        data["shell"] = {"setup": shell_setup}
+    (payload / "payload.yaml").write_text(json.dumps(data))  # JSON is YAML
+    return payload
+
+
+def rendered(payload: Path) -> dict[str, str]:
+    plan = build_plan(load_payload(payload))
+    return {k: v.decode() for k, (v, _) in context_files(plan).items()}
+
+
+def test_dockerfile_keeps_nasty_values_inside_their_instruction(tmp_path: Path
+                                                                ) -> None:
+    files = rendered(make_payload(tmp_path))
+    dockerfile = files["Dockerfile"]
+    # No value starts a line of its own: a newline in the description or a
+    # display name never becomes a Dockerfile instruction.
+    for line in dockerfile.splitlines():
+        assert "PWNED" not in line or not line.lstrip().startswith("RUN touch")
+    label = next(ln for ln in dockerfile.splitlines()
+                 if "org.opencontainers.image.description" in ln)
+    assert "\\n" in label and "\\$(touch" in label
+    spec = json.loads(files["kernel/kernel.json"])
+    assert spec["display_name"] == 'Nasty "$(id)" `id` \'x\''
+
+
+def test_rendered_wrapper_and_shell_setup_in_a_sandbox(tmp_path: Path) -> None:
+    files = rendered(make_payload(tmp_path, shell_setup=[
+        "export SHELL_SETUP='`touch PWNED-shell` $(touch PWNED-shell2)'"]))
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    python = fake_python(sandbox)
+    wrapper = files["kernel/launch"].replace("/opt/payload/venv/bin/python",
+                                             str(python))
+    out = run_wrapper(wrapper, sandbox, "/tmp/c.json")
+    env = out["env"]
+    assert isinstance(env, dict)
+    for i, value in enumerate(NASTY):
+        assert env[f"NASTY_{i}"] == value
+    assert env["FROM_SETUP"] == "$(touch PWNED-setup)"
+    setup = sandbox / "setup.sh"
+    setup.write_text(files["shell/setup.sh"])
+    proc = subprocess.run(["bash", "-c", '. ./setup.sh && printf %s "$SHELL_SETUP"'],
+                          cwd=sandbox, capture_output=True, text=True, timeout=30,
+                          check=False, env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "`touch PWNED-shell` $(touch PWNED-shell2)"
+    assert_nothing_ran(sandbox)
+    assert_nothing_ran(tmp_path)
+
+
+def test_default_shell_setup_quotes_paths(tmp_path: Path) -> None:
+    files = rendered(make_payload(tmp_path))
+    proc = subprocess.run(["bash", "-c", '. /dev/stdin && printf "%s|%s|%s" '
+                           '"$VIRTUAL_ENV" "$NUBLADO_PAYLOAD" "${PATH%%:*}"'],
+                          input=files["shell/setup.sh"], capture_output=True,
+                          text=True, timeout=30, check=False,
+                          env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "/opt/payload/venv|nasty|/opt/payload/venv/bin"
