@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ class Summary:
     errors: int = 0
     exit_code: int = 0
     failures: list[str] = field(default_factory=list)
+    skips: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -35,7 +38,8 @@ class Summary:
         """Return the summary as JSON-ready data."""
         return {"image": self.image, "passed": self.passed, "failed": self.failed,
                 "skipped": self.skipped, "errors": self.errors,
-                "failures": self.failures, "contract_ok": self.ok}
+                "failures": self.failures, "skips": self.skips,
+                "contract_ok": self.ok}
 
     def text(self) -> str:
         """Return a one-line human summary."""
@@ -56,6 +60,9 @@ class _Collector:
                 self.summary.passed += 1
             elif report.skipped:
                 self.summary.skipped += 1
+                reason = report.longrepr[2] if isinstance(report.longrepr, tuple) \
+                    else str(report.longrepr)
+                self.summary.skips.append(f"{report.nodeid}: {reason}")
             elif report.when == "setup":
                 self.summary.errors += 1
                 self.summary.failures.append(report.nodeid)
@@ -100,8 +107,11 @@ def run_contract(image: str, payload_dir: Path | None, *,
         args += ["--junit-xml", str(junit_xml)]
     if keyword:
         args += ["-k", keyword]
-    args += ["-q"] if quiet else ["-v"]
+    args += ["-q", "-rfE"] if quiet else ["-v"]
     summary = Summary(image=image)
-    code = pytest.main([*args, *paths], plugins=[_Collector(summary)])
+    # In quiet (JSON) mode stdout carries only the result: pytest's report
+    # goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if quiet else contextlib.nullcontext():
+        code = pytest.main([*args, *paths], plugins=[_Collector(summary)])
     summary.exit_code = int(code)
     return summary
