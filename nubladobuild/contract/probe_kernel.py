@@ -21,11 +21,12 @@ kc = km.client()
 kc.start_channels()
 kc.wait_for_ready(timeout=180)
 started = time.monotonic() - start
-stream = []
-errors = []
+stream: list[str] = []
+errors: list[str] = []
 
 
-def hook(msg):
+def hook(msg: dict) -> None:  # type: ignore[type-arg]
+    """Collect a kernel's stream output and error values."""
     kind = msg["msg_type"]
     if kind == "stream":
         stream.append(msg["content"]["text"])
