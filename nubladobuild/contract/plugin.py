@@ -34,6 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("nublado")
     group.addoption("--nublado-image", help="Image under test.")
     group.addoption("--nublado-payload", help="Payload directory of the image.")
+    group.addoption("--nublado-artifacts", help="Directory for test artifacts "
+                    "(browser screenshots); default: under pytest's tmp dir.")
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ class Container:
 
     def __init__(self, image: str, *, user: str | None = None, read_only: bool = False,
                  env: dict[str, str] | None = None, publish: bool = False,
-                 command: list[str] | None = None) -> None:
+                 command: list[str] | None = None,
+                 extra_args: list[str] | None = None) -> None:
         self.name = f"nublado-contract-{uuid.uuid4().hex[:12]}"
         args = ["run", "-d", "--name", self.name, "--label", "io.nublado.test=contract"]
         if user:
@@ -103,6 +106,7 @@ class Container:
             args += ["-e", f"{key}={value}"]
         if publish:
             args += ["-p", "127.0.0.1::8888"]
+        args += extra_args or []
         args.append(image)
         args += command if command is not None else ["sleep", "infinity"]
         docker(*args)
@@ -202,3 +206,30 @@ def lab_get(base: str, path: str, token: str) -> Any:
 def lab_token() -> str:
     """Return the token the contract's lab servers use."""
     return os.environ.get("NUBLADO_TEST_TOKEN", uuid.uuid4().hex)
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return the artifacts directory.
+
+    ``--nublado-artifacts``, else ``$NUBLADO_ARTIFACTS``, else a directory
+    under pytest's tmp dir.
+    """
+    chosen = request.config.getoption("--nublado-artifacts") or \
+        os.environ.get("NUBLADO_ARTIFACTS")
+    path = Path(chosen) if chosen else tmp_path_factory.getbasetemp() / "artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+#: Artifacts written during the run, listed at the end (name, path).
+ARTIFACTS: list[tuple[str, Path]] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """List the artifacts the checks wrote (screenshots)."""
+    if ARTIFACTS:
+        terminalreporter.section("nublado artifacts")
+        for name, path in ARTIFACTS:
+            terminalreporter.write_line(f"{name}: {path}")
