@@ -10,9 +10,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nubladobuild.compat import compat_problems
+from nubladobuild.conda import CondaError, load_environment
 from nubladobuild.errors import Problem
-from nubladobuild.requirements import parse_requirements
-from nubladobuild.schema import PipStep, Payload
+from nubladobuild.fragment import check_fragment
+from nubladobuild.requirements import canonical, parse_requirements
+from nubladobuild.schema import (
+    CondaStep,
+    DockerfileStep,
+    Payload,
+    PipStep,
+    conda_prefix,
+)
 
 Loc = tuple[str | int, ...]
 LineFor = Callable[[Loc], int | None]
@@ -46,6 +54,68 @@ def _pip_problems(step: PipStep, index: int, directory: Path, file: str,
     return problems
 
 
+def _conda_problems(step: CondaStep, index: int, model: Payload, directory: Path,
+                    file: str, line_for: LineFor) -> list[Problem]:
+    loc: Loc = ("install", index, "conda", "environment")
+    where = f"install[{index}].conda.environment"
+    path = directory / step.environment
+    if not path.is_file():
+        return []  # reported by the file check
+    try:
+        env = load_environment(path)
+    except CondaError as exc:
+        return [Problem(file, where, str(exc), line_for(loc))]
+    problems: list[Problem] = []
+    names = {canonical(_spec_name(s)) for s in env.dependencies}
+    runs_kernel = model.kernel_python == f"{conda_prefix(step, model.name)}/bin/python"
+    if runs_kernel and "python" not in names:
+        problems.append(Problem(file, where, f"{step.environment!r} does not list "
+                                "python, which the kernel runs; add it to "
+                                "dependencies", line_for(loc)))
+    pip_names = {canonical(_spec_name(s)) for s in env.pip if not s.startswith("-")}
+    if runs_kernel and "ipykernel" not in names | pip_names:
+        problems.append(Problem(file, where, f"{step.environment!r} lacks ipykernel, "
+                                "which the kernel needs; add it to dependencies",
+                                line_for(loc)))
+    if step.lock and (directory / step.lock).is_file():
+        problems.extend(_lock_problems(step, index, directory, file, line_for))
+    return problems
+
+
+def _lock_problems(step: CondaStep, index: int, directory: Path, file: str,
+                   line_for: LineFor) -> list[Problem]:
+    try:
+        from nubladobuild.conda import read_lock
+
+        read_lock(directory / str(step.lock))
+    except ImportError:
+        return []  # py-rattler is missing: the build says so
+    except CondaError as exc:
+        return [Problem(file, f"install[{index}].conda.lock", str(exc),
+                        line_for(("install", index, "conda", "lock")))]
+    return []
+
+
+def _spec_name(spec: str) -> str:
+    head = spec.split("::")[-1].strip()
+    for sep in (" ", "=", "<", ">", "!", "~", "[", ";", "@"):
+        head = head.split(sep)[0]
+    return head
+
+
+def _dockerfile_problems(step: DockerfileStep, index: int, directory: Path,
+                         file: str, line_for: LineFor) -> list[Problem]:
+    """Report each refused fragment line as ``FRAGMENT:LINE: reason``."""
+    path = directory / step.path
+    if not path.is_file():
+        return []  # reported by the file check
+    fragment = check_fragment(path, directory)
+    loc: Loc = ("install", index, "dockerfile", "path")
+    return [Problem(file, f"install[{index}].dockerfile.path",
+                    f"{path}:{p.line}: {p.message}", line_for(loc))
+            for p in fragment.problems]
+
+
 def payload_problems(model: Payload, directory: Path, file: str,
                      line_for: LineFor) -> list[Problem]:
     """Return every problem found by checks that need the files on disk.
@@ -65,11 +135,18 @@ def payload_problems(model: Payload, directory: Path, file: str,
     -------
     list of Problem
         Empty when the payload is sound.
+
     """
     problems: list[Problem] = []
     for index, step in enumerate(model.install):
         spec = step.spec
         if isinstance(spec, PipStep):
             problems.extend(_pip_problems(spec, index, directory, file, line_for))
+        elif isinstance(spec, CondaStep):
+            problems.extend(_conda_problems(spec, index, model, directory, file,
+                                            line_for))
+        elif isinstance(spec, DockerfileStep):
+            problems.extend(_dockerfile_problems(spec, index, directory, file,
+                                                 line_for))
     problems.extend(compat_problems(model, file, line_for))
     return problems

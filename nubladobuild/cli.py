@@ -73,6 +73,15 @@ def secret_options(func: F) -> F:
                         "configuration and CA bundle from this host.")(func)
 
 
+def conda_channel_option(func: F) -> F:
+    """Add ``--conda-channel`` (replaces the channels of every conda step)."""
+    return click.option("--conda-channel", "conda_channels", multiple=True,
+                        envvar="NUBLADO_CONDA_CHANNEL", help="Conda channel name or "
+                        "URL (https://, file:///) to solve against instead of the "
+                        "payload's; repeat for several. Env: NUBLADO_CONDA_CHANNEL "
+                        "(space-separated).")(func)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nublado-build")
 def cli() -> None:
@@ -117,15 +126,32 @@ def validate(payload_dirs: tuple[Path, ...], as_json: bool) -> None:
               help="Directory to write the Dockerfile and build context to.")
 @click.option("--base", "base_image", default=DEFAULT_BASE_IMAGE, show_default=True,
               help="Base image the Dockerfile builds on.")
+@click.option("--no-fetch", is_flag=True, help="Do not solve and fetch conda "
+              "packages into the context (it is then not buildable as is).")
+@conda_channel_option
 @json_option
-def render_cmd(payload_dir: Path, output: Path, base_image: str,
-               as_json: bool) -> None:
-    """Write the Dockerfile and build context for a payload; build nothing."""
+def render_cmd(payload_dir: Path, output: Path, base_image: str, no_fetch: bool,
+               conda_channels: tuple[str, ...], as_json: bool) -> None:
+    """Write the Dockerfile and build context for a payload; build nothing.
+
+    Conda steps: their packages are solved (or read from the lock) and
+    fetched into the context too, unless --no-fetch.
+    """
+    from nubladobuild.condabuild import fetch_conda_packages
+
     plan = plan_payload(payload_dir, base_image)
     render(plan, output)
+    fetched = [] if no_fetch else fetch_conda_packages(plan, output, conda_channels)
+    note = "".join(f"\ninstall[{f.index}].conda: {f.packages} packages fetched "
+                   f"({f.source})" for f in fetched)
+    if no_fetch and any(s.kind == "conda" for s in plan.steps):
+        note = "\nconda packages not fetched (--no-fetch): the context is not " \
+            "buildable until they are"
     Output(as_json).result({"context": str(output), "dockerfile":
-                            str(output / "Dockerfile")},
-                           f"rendered {plan.loaded.model.name} into {output}")
+                            str(output / "Dockerfile"),
+                            "conda_packages": {str(f.index): f.packages
+                                               for f in fetched}},
+                           f"rendered {plan.loaded.model.name} into {output}{note}")
 
 
 @cli.command("bootstrap")
@@ -184,11 +210,13 @@ def base(tags: tuple[str, ...], python_image: str, mirror: str | None,
 @click.option("--context-dir", type=click.Path(path_type=Path),
               help="Keep the rendered build context here.")
 @click.option("--no-cache", is_flag=True, help="Rebuild every step.")
+@conda_channel_option
 @secret_options
 @json_option
 def build(payload_dir: Path, base_image: str, tags: tuple[str, ...],
-          context_dir: Path | None, no_cache: bool, ca_bundle: Path | None,
-          index_url: str | None, no_host_config: bool, as_json: bool) -> None:
+          context_dir: Path | None, no_cache: bool, conda_channels: tuple[str, ...],
+          ca_bundle: Path | None, index_url: str | None, no_host_config: bool,
+          as_json: bool) -> None:
     """Build a payload image on the JupyterLab base."""
     out = Output(as_json)
     planned = plan_payload(payload_dir, base_image)  # input errors first
@@ -197,7 +225,8 @@ def build(payload_dir: Path, base_image: str, tags: tuple[str, ...],
     with tempfile.TemporaryDirectory(prefix="nublado-context-") as tmp:
         built = build_payload(payload_dir=payload_dir, base_image=base_image,
                               tags=list(tags), secrets=secrets, sink=out.sink,
-                              workdir=context_dir or Path(tmp), no_cache=no_cache)
+                              workdir=context_dir or Path(tmp), no_cache=no_cache,
+                              conda_channels=conda_channels)
     result = built.result
     out.result({"image_id": result.image_id, "tags": list(result.tags),
                 "payload": built.plan.loaded.model.name, "base": base_image,
@@ -205,6 +234,35 @@ def build(payload_dir: Path, base_image: str, tags: tuple[str, ...],
                 "seconds": round(result.seconds, 1)},
                f"built {', '.join(result.tags)} ({result.image_id[:19]}) in "
                f"{result.seconds:.0f} s")
+
+
+@cli.command("lock")
+@click.argument("payload_dir", type=click.Path(path_type=Path))
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 when a conda "
+              "lock file is missing or differs from a fresh solve.")
+@conda_channel_option
+@json_option
+def lock_cmd(payload_dir: Path, check: bool, conda_channels: tuple[str, ...],
+             as_json: bool) -> None:
+    """Solve each conda step and write its lock file (or check it).
+
+    pip steps are not locked here: lock them with
+    `pip-compile --generate-hashes` (a hashed requirements file is installed
+    with --require-hashes).
+    """
+    from nubladobuild.condabuild import lock_payload
+
+    loaded = load_payload(payload_dir)
+    results = lock_payload(loaded, conda_channels, check=check)
+    lines = [f"install[{r.index}].conda: {r.lock} "
+             f"{'written' if r.written else 'up to date'} ({r.packages} packages)"
+             + (f"; {r.hint}" if r.hint else "") for r in results]
+    if not results:
+        lines = ["no conda steps: nothing to lock (lock pip requirements with "
+                 "pip-compile --generate-hashes)"]
+    Output(as_json).result({"locks": [{"index": r.index, "lock": str(r.lock),
+                                       "packages": r.packages, "written": r.written}
+                                      for r in results]}, "\n".join(lines))
 
 
 @cli.command("test")

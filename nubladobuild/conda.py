@@ -29,27 +29,18 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from rattler import (
-    BuildString,
-    Channel,
-    GenericVirtualPackage,
-    LockChannel,
-    LockFile,
-    LockPlatform,
-    PackageName,
-    RepoDataRecord,
-    Version,
-)
-from rattler import solve as rattler_solve
-from rattler.platform import Subdir
+
+if TYPE_CHECKING:  # py-rattler is the optional ``conda`` extra: import lazily
+    from rattler import GenericVirtualPackage, RepoDataRecord
 
 __all__ = [
     "DEFAULT_VIRTUAL_PACKAGES",
     "LOCK_ENVIRONMENT",
     "PIP_REQUIREMENTS_FILE",
+    "RATTLER_VERSION",
     "RECORDS_FILE",
     "RECORDS_FORMAT_VERSION",
     "CondaEnvironment",
@@ -68,6 +59,8 @@ RECORDS_FILE = "records.json"
 PIP_REQUIREMENTS_FILE = "pip-requirements.txt"
 #: Version of the ``records.json`` layout (checked by ``conda-install``).
 RECORDS_FORMAT_VERSION = 1
+#: py-rattler version installed in the throwaway venv of a conda build stage.
+RATTLER_VERSION = "0.28.0"
 #: Environment name used inside lock files.
 LOCK_ENVIRONMENT = "default"
 
@@ -191,6 +184,8 @@ def virtual_packages(
         Virtual packages for :func:`rattler.solve`.
 
     """
+    from rattler import BuildString, GenericVirtualPackage, PackageName, Version
+
     return [
         GenericVirtualPackage(PackageName(n), Version(v), BuildString(b))
         for n, v, b in overrides
@@ -229,6 +224,10 @@ def solve(
         If there are no channels or the environment cannot be solved.
 
     """
+    from rattler import Channel
+    from rattler import solve as rattler_solve
+    from rattler.platform import Subdir
+
     sources = channels if channels is not None else env.channels
     if not sources:
         raise CondaError("no channels to solve the environment against")
@@ -271,6 +270,8 @@ def write_lock(
     requirements are not locked here (they are resolved by pip in the image).
 
     """
+    from rattler import LockChannel, LockFile, LockPlatform
+
     lock_platform = LockPlatform(platform)
     lock = LockFile([lock_platform])
     channels = env.channels or sorted({r.channel for r in records})
@@ -285,6 +286,8 @@ def write_lock(
 
 
 def _channel_url(channel: str) -> str:
+    from rattler import Channel
+
     return Channel(channel).base_url
 
 
@@ -311,6 +314,8 @@ def read_lock(
         If the file cannot be parsed or has no records for ``platform``.
 
     """
+    from rattler import LockFile
+
     try:
         lock = LockFile.from_path(pathlib.Path(path))
     except Exception as exc:

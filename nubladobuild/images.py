@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,11 +106,23 @@ class PayloadBuild:
 
 def build_payload(*, payload_dir: Path, base_image: str, tags: list[str],
                   secrets: BuildSecrets, sink: LineSink | None, workdir: Path,
-                  no_cache: bool = False) -> PayloadBuild:
-    """Validate, plan, render and build a payload image on a base image."""
+                  no_cache: bool = False,
+                  conda_channels: Sequence[str] = ()) -> PayloadBuild:
+    """Validate, plan, render and build a payload image on a base image.
+
+    Conda packages are solved (or read from the lock) and fetched into the
+    rendered context before the build; ``conda_channels`` replaces the
+    channels of every conda step.
+    """
+    from nubladobuild.condabuild import fetch_conda_packages
+
     plan = plan_payload(payload_dir, base_image)  # input errors before the engine
     plan = build_plan(plan.loaded, base_image, base_user(base_image))
     context = render(plan, workdir / plan.loaded.model.name)
+    for fetched in fetch_conda_packages(plan, context, conda_channels):
+        if sink is not None:
+            sink(f"install[{fetched.index}].conda: {fetched.packages} packages "
+                 f"fetched ({fetched.source})")
     result = run_build(
         what=f"payload {plan.loaded.model.name}", context=context,
         dockerfile=context / "Dockerfile", build_args={"BASE_IMAGE": base_image},

@@ -45,7 +45,8 @@ def context_files(plan: Plan) -> dict[str, tuple[bytes, int]]:
         files["kernel/launch"] = (plan.kernel.wrapper.encode(), 0o755)
     for step in plan.steps:
         for name, content in step.files.items():
-            mode = 0o755 if name.endswith((".sh", "install")) else 0o644
+            mode = step.modes.get(name) or (
+                0o755 if name.endswith((".sh", "install")) else 0o644)
             files[f"{step.dir}/{name}"] = (content, mode)
     return files
 
