@@ -52,10 +52,10 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def browser_lab(image_info: ImageInfo, lab_token: str, chromium: str
+def browser_lab(image_info: ImageInfo, lab_token: str, chromium: str, host: Any
                 ) -> Iterator[tuple[Container, str]]:
     """Start the lab as the controller would (legacy start when the image has it)."""
-    legacy = "nublado-legacy" in image_info.labels.get("io.nublado.compat", "")
+    legacy = host.file(LEGACY_START).exists
     box = Container(image_info.image, publish=True, read_only=True,
                     user=f"{ARBITRARY_UID}:{ARBITRARY_UID}",
                     env={"JUPYTER_TOKEN": lab_token},

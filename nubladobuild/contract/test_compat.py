@@ -107,7 +107,14 @@ def test_legacy_paths_point_at_the_new_layout(legacy: None, host: Any,
 
 
 @pytest.fixture(scope="module")
-def legacy_lab(legacy: None, image_info: ImageInfo,
+def legacy_start(compat_links: list[dict[str, str]]) -> None:
+    """Skip unless a compat link provides the old controller's start command."""
+    if LEGACY_START not in {link["path"] for link in compat_links}:
+        pytest.skip(f"image has no {LEGACY_START} compat link")
+
+
+@pytest.fixture(scope="module")
+def legacy_lab(legacy_start: None, image_info: ImageInfo,
                lab_token: str) -> Iterator[tuple[Container, str, float]]:
     """Start the lab exactly as the old controller does; yield it, URL, seconds."""
     volume = f"nublado-contract-home-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,1 @@
+"""lsst.daf stand-in."""
