@@ -197,8 +197,16 @@ def uv_copy_of_scipy(tmp: Path) -> Path:
 def bench_cold(tmp: Path, rounds: int) -> dict[str, Any]:
     ctx = baseline_context(tmp)
     uv_payload = uv_copy_of_scipy(tmp)
+    steps: dict[str, list[float | None]] = {"pip": [], "guard": []}
+
+    def nublado_cold() -> float:
+        seconds, build_log = nublado_build(SCIPY, NB_TAG, "--no-cache")
+        steps["pip"].append(step_seconds(build_log, "install-pip"))
+        steps["guard"].append(step_seconds(build_log, "verify-isolation"))
+        return seconds
+
     kinds = {
-        "nublado": lambda: nublado_build(SCIPY, NB_TAG, "--no-cache")[0],
+        "nublado": nublado_cold,
         "baseline": lambda: baseline_build(ctx, "--no-cache"),
         "uv": lambda: nublado_build(uv_payload, UV_TAG, "--no-cache")[0],
     }
@@ -211,7 +219,8 @@ def bench_cold(tmp: Path, rounds: int) -> dict[str, Any]:
             times[kind].append(seconds)
             log(f"cold {kind}: {seconds:.1f} s")
     nb, base, uv = (statistics.median(times[k]) for k in ("nublado", "baseline", "uv"))
-    return {"times": times, "nublado_s": nb, "baseline_s": base, "uv_s": uv,
+    return {"times": times, "nublado_steps": steps,
+            "nublado_s": nb, "baseline_s": base, "uv_s": uv,
             "ratio": nb / base, "uv_over_pip": uv / nb}
 
 
@@ -365,6 +374,9 @@ def table(r: dict[str, Any]) -> str:
         ("cold build scipy-lab: nublado-build / hand Dockerfile",
          f"{c['nublado_s']:.1f} s / {c['baseline_s']:.1f} s", f"{c['ratio']:.3f}",
          "<= 1.05"),
+        ("  nublado-build steps: pip install / manifest + isolation guard",
+         " / ".join(f"{statistics.median(v):.1f} s" if all(v) else "-"
+                    for v in c["nublado_steps"].values()), "", ""),
         ("no-op rebuild: nublado-build / hand Dockerfile",
          f"{n['nublado_s']:.2f} s / {n['baseline_s']:.2f} s", f"{n['ratio']:.2f}",
          "~2 s"),
@@ -402,7 +414,7 @@ def table(r: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks",
                                      description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=2,
+    parser.add_argument("--rounds", type=int, default=3,
                         help="cold-build rounds (each builds all three kinds)")
     parser.add_argument("--kernel-reps", type=int, default=20)
     parser.add_argument("--no-build-base", dest="build_base", action="store_false",
