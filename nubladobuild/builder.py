@@ -27,6 +27,8 @@ LineSink = Callable[[str], None]
 
 _STEP = re.compile(r"^#(\d+) ")
 _ERROR_STEP = re.compile(r"^#(\d+) ERROR")
+_MOUNT_FLAG = re.compile(r"--mount=\S+\s*")
+_DIGEST_LINE = re.compile(r"^#\d+ sha256:[0-9a-f]{64}$")
 _FAILED_RUN = re.compile(r"(?:executor failed running|process) \"?\[?(.*?)\]?\"? "
                          r"(?:did not complete successfully: )?.*exit code: (\d+)")
 
@@ -60,9 +62,12 @@ def _failure_message(what: str, lines: Sequence[str], log: Path,
     if failed_step is not None:
         step_lines = [ln for ln in lines if ln.startswith(f"#{failed_step} ")]
         if step_lines:
-            title = step_lines[0].split(" ", 1)[1]
+            # The step as the user knows it: without BuildKit mount flags.
+            title = " ".join(_MOUNT_FLAG.sub("", step_lines[0].split(" ", 1)[1])
+                             .split())
         detail = [ln.split(" ", 2)[-1] if _STEP.match(ln) else ln
-                  for ln in step_lines[1:]][-25:]
+                  for ln in step_lines[1:]
+                  if not _DIGEST_LINE.match(ln)][-25:]
     else:
         detail = list(lines)[-25:]
     exit_code = next((m.group(2) for ln in reversed(lines)
