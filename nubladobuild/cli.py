@@ -14,7 +14,7 @@ import click
 
 from nubladobuild import __version__
 from nubladobuild.builder import stderr_sink
-from nubladobuild.errors import EXIT_INPUT, NubladoError, PayloadInvalid
+from nubladobuild.errors import EXIT_INPUT, InputError, NubladoError, PayloadInvalid
 from nubladobuild.images import (
     PYTHON_IMAGE_CHOICES,
     build_base,
@@ -283,6 +283,65 @@ def test_cmd(image: str, payload_dir: Path | None, junit_xml: Path | None,
                            quiet=as_json)
     out.result(summary.as_dict(), summary.text())
     if not summary.ok:
+        sys.exit(1)
+
+
+@cli.command("build-all")
+@click.argument("payload_dirs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--payloads", "root", type=click.Path(path_type=Path),
+              default=Path("payloads"), show_default=True,
+              help="Directory whose subdirectories with a payload.yaml are built "
+              "(when no PAYLOAD_DIRS are given).")
+@click.option("--base-tag", default=DEFAULT_BASE_TAG, show_default=True,
+              help="Tag of the base image built first.")
+@click.option("--python-image", default="auto", show_default=True,
+              help="Python image the base builds on (see `base`).")
+@click.option("--keep-going", is_flag=True, help="Build the other payloads when "
+              "one fails; exit 1 at the end.")
+@conda_channel_option
+@secret_options
+@json_option
+def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
+              python_image: str, keep_going: bool, conda_channels: tuple[str, ...],
+              ca_bundle: Path | None, index_url: str | None, no_host_config: bool,
+              as_json: bool) -> None:
+    """Build the base, then every payload on it, in order."""
+    out = Output(as_json)
+    dirs = list(payload_dirs) or sorted(p.parent for p in root.glob("*/payload.yaml"))
+    if not dirs:
+        raise InputError(f"{root}: no */payload.yaml found; pass payload "
+                         "directories or --payloads DIR.")
+    for directory in dirs:  # every input error before any build
+        plan_payload(directory, base_tag)
+    secrets = host_secrets(ca_bundle, index_url, not no_host_config)
+    base_result = build_base(python_image=resolve_python_image(python_image),
+                             tags=[base_tag], secrets=secrets, sink=out.sink)
+    built: list[dict[str, Any]] = []
+    failed: list[str] = []
+    for directory in dirs:
+        try:
+            with tempfile.TemporaryDirectory(prefix="nublado-context-") as tmp:
+                result = build_payload(payload_dir=directory, base_image=base_tag,
+                                       tags=[], secrets=secrets, sink=out.sink,
+                                       workdir=Path(tmp),
+                                       conda_channels=conda_channels)
+        except NubladoError as exc:
+            if not keep_going:
+                raise
+            failed.append(str(directory))
+            click.echo(f"nublado-build: {exc.message}", err=True)
+            continue
+        built.append({"payload": result.plan.loaded.model.name,
+                      "tags": list(result.result.tags),
+                      "seconds": round(result.result.seconds, 1)})
+    out.result({"base": {"tags": list(base_result.tags),
+                         "seconds": round(base_result.seconds, 1)},
+                "payloads": built, "failed": failed},
+               "\n".join([f"base {base_tag}: {base_result.seconds:.0f} s"]
+                         + [f"{b['payload']}: {', '.join(b['tags'])} "
+                            f"({b['seconds']:.0f} s)" for b in built]
+                         + [f"FAILED: {f}" for f in failed]))
+    if failed:
         sys.exit(1)
 
 
