@@ -19,6 +19,8 @@ from nubladobuild.errors import BuildFailed, EnvironmentProblem
 
 #: Debian suite -> the Python version it ships.
 SUITES = {"trixie": "3.13", "bookworm": "3.11"}
+#: PATH of the official image (``/usr/local/bin`` first).
+_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PACKAGES = ("python3", "python3-venv", "ca-certificates", "passwd")
 
 
@@ -98,7 +100,7 @@ def bootstrap(suite: str = "trixie", mirror: str | None = None,
                                 "."], stdout=subprocess.PIPE)
         imported = subprocess.run(
             [docker_cli(), "import",
-             "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+             "--change", f"ENV PATH={_PATH}",
              "--change", "ENV LANG=C.UTF-8",
              "--change", 'CMD ["python3"]',
              "-", tag], stdin=tar.stdout, capture_output=True, text=True, check=False)

@@ -158,7 +158,8 @@ def render_cmd(payload_dir: Path, output: Path, base_image: str, no_fetch: bool,
 @click.option("--suite", default="trixie", show_default=True,
               type=click.Choice(["trixie", "bookworm"]), help="Debian suite.")
 @click.option("--mirror", help="Debian mirror URL (debootstrap's default if unset).")
-@click.option("--tag", help="Image tag (default nublado-build/python:<ver>-slim-<suite>).")
+@click.option("--tag", help="Image tag (default "
+              "nublado-build/python:<ver>-slim-<suite>).")
 @json_option
 def bootstrap_cmd(suite: str, mirror: str | None, tag: str | None,
                   as_json: bool) -> None:

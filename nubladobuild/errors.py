@@ -62,6 +62,7 @@ class PayloadInvalid(InputError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         count = len(problems)
-        head = f"{count} problem{'s' if count != 1 else ''} in payload; nothing was built."
+        plural = "s" if count != 1 else ""
+        head = f"{count} problem{plural} in payload; nothing was built."
         body = "\n".join(f"  {p.render()}" for p in problems)
         super().__init__(f"{head}\n{body}")

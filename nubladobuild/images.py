@@ -48,6 +48,10 @@ def resolve_python_image(choice: str, suite: str = "trixie",
         ``official`` (pull ``python:3.x-slim-<suite>``), ``local`` (the
         debootstrap stand-in, built when missing), ``auto`` (official when
         present or pullable, else local), or an explicit image reference.
+    suite
+        Debian suite of the python image (``trixie`` is Python 3.13).
+    mirror
+        Debian mirror for building the local stand-in.
     """
     official, local = official_tag(suite), local_tag(suite)
     if choice == "official":

@@ -24,7 +24,7 @@ LAB_ROOT = "/usr/local/share/jupyterlab"
 #: Directories a payload prefix may not be, or sit inside, besides LAB_ROOT.
 _SYSTEM_DIRS = (
     "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/root",
-    "/run", "/sbin", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib",
+    "/run", "/sbin", "/sys", "/tmp", "/usr",  # noqa: S108 - refused, not used "/usr/bin", "/usr/lib",
     "/usr/local", "/usr/local/bin", "/usr/local/lib", "/usr/sbin", "/var",
     "/opt", "/home",
 )
@@ -98,7 +98,8 @@ KernelName = Annotated[
 ]
 ImageRef = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/:@-]*[A-Za-z0-9._-]$", max_length=255),
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/:@-]*[A-Za-z0-9._-]$",
+                      max_length=255),
 ]
 
 
@@ -151,6 +152,9 @@ class TransplantStep(_Strict):
     python: AbsPath | None = None
 
 
+StepSpec = PipStep | CondaStep | ScriptStep | DockerfileStep | TransplantStep
+
+
 class InstallStep(_Strict):
     """One install step: exactly one of the five kinds."""
 
@@ -177,7 +181,7 @@ class InstallStep(_Strict):
         return next(k for k in INSTALL_KINDS if getattr(self, k) is not None)
 
     @property
-    def spec(self) -> PipStep | CondaStep | ScriptStep | DockerfileStep | TransplantStep:
+    def spec(self) -> StepSpec:
         """Return this step's kind-specific settings."""
         value = getattr(self, self.kind)
         assert value is not None
@@ -251,7 +255,8 @@ class Payload(_Strict):
 
     @model_validator(mode="after")
     def _kernel_python_known(self) -> Payload:
-        if self.kernel.python is None and derived_python(self.install, self.name) is None:
+        derived = derived_python(self.install, self.name)
+        if self.kernel.python is None and derived is None:
             raise ValueError(
                 "kernel.python cannot be derived from the install steps "
                 "(no pip or conda step, and no 'python' on a script or "

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from nubladobuild.errors import InputError
 
-_SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
+_SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt",
+                   "/etc/pki/tls/certs/ca-bundle.crt")
 
 
 @dataclass(frozen=True)

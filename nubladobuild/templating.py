@@ -30,13 +30,13 @@ def label(item: tuple[str, str]) -> str:
 @cache
 def environment() -> jinja2.Environment:
     """Return the shared Jinja environment (strict undefined, trimmed blocks)."""
-    env = jinja2.Environment(  # noqa: S701 - not HTML
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        autoescape=False,
+        autoescape=False,  # noqa: S701 - shell and Dockerfiles, not HTML
     )
     env.filters["q"] = shlex.quote
     env.filters["dockerstr"] = dockerstr

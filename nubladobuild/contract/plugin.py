@@ -100,7 +100,7 @@ class Container:
             args += ["--user", user]
         if read_only:
             # The controller's way: read-only root, tmpfs /tmp, HOME a volume.
-            args += ["--read-only", "--tmpfs", "/tmp:mode=1777",
+            args += ["--read-only", "--tmpfs", "/tmp:mode=1777",  # noqa: S108
                      "--tmpfs", "/home/user:mode=1777", "-e", "HOME=/home/user"]
         for key, value in (env or {}).items():
             args += ["-e", f"{key}={value}"]

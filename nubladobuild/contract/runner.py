@@ -91,7 +91,8 @@ def run_contract(image: str, payload_dir: Path | None, *,
     """
     paths = [str(contract_dir())]
     args = ["-p", "nubladobuild.contract.plugin", "--nublado-image", image,
-            "-p", "no:cacheprovider", "-p", "no:pytest11.testinfra", "-o", "python_files=test_*.py",
+            "-p", "no:cacheprovider", "-p", "no:pytest11.testinfra",
+            "-o", "python_files=test_*.py",
             "--rootdir", str(contract_dir()), "-o", "addopts=", "-o", "testpaths="]
     if payload_dir is not None:
         loaded = load_payload(payload_dir)

@@ -126,7 +126,8 @@ def test_kernel_as_arbitrary_uid_read_only(ro_container: Container,
 
 
 def _login_shell(box: Container, env: dict[str, str] | None) -> dict[str, str]:
-    script = 'printf "%s\\n%s\\n" "${NUBLADO_PAYLOAD:-}" "$(command -v python3 || true)"'
+    script = ('printf "%s\\n%s\\n" "${NUBLADO_PAYLOAD:-}" '
+              '"$(command -v python3 || true)"')
     proc = box.exec("bash", "-lc", script, env=env, check=True)
     payload, python = (proc.stdout.splitlines() + ["", ""])[:2]
     return {"payload": payload, "python": python}

@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parents[2]
 SCIPY = REPO / "payloads" / "scipy-lab"
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cli(*args: str,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "nubladobuild", *args],
                           capture_output=True, text=True, cwd=REPO, check=False,
                           env={**os.environ, **(env or {})}, timeout=120)

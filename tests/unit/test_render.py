@@ -49,7 +49,8 @@ def test_kernel_spec_uses_wrapper_when_setup_or_env() -> None:
     assert plan.kernel.wrapper is not None
     lines = [ln for ln in plan.kernel.wrapper.splitlines() if ln.strip()]
     assert lines[0] == "#!/bin/bash"
-    assert lines[-1] == 'exec /opt/payload/venv/bin/python -m ipykernel_launcher -f "$1"'
+    assert lines[-1] == ('exec /opt/payload/venv/bin/python -m ipykernel_launcher '
+                         '-f "$1"')
     assert "export OMP_NUM_THREADS=1" in lines
 
 
