@@ -9,9 +9,11 @@ protocol runs over a websocket (``websocket-client``).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -63,7 +65,10 @@ class Browser:
     def __init__(self, executable: str, width: int = 1400, height: int = 900) -> None:
         self.executable = executable
         self.size = (width, height)
-        self._profile = tempfile.TemporaryDirectory(prefix="nublado-chromium-")
+        # Chromium's helper processes may still write to the profile while
+        # it is removed: a leftover file is no reason to fail a check.
+        self._profile = tempfile.TemporaryDirectory(prefix="nublado-chromium-",
+                                                    ignore_cleanup_errors=True)
         self._proc: subprocess.Popen[bytes] | None = None
         self._ws: Any = None
         self._next_id = 0
@@ -85,7 +90,8 @@ class Browser:
                 "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
                 f"--window-size={self.size[0]},{self.size[1]}", "about:blank"]
         log = (profile / "chromium.log").open("wb")
-        self._proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        self._proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + timeout
         while not port_file.is_file() or not port_file.read_text().strip():
@@ -179,11 +185,14 @@ class Browser:
                 pass
             self._ws = None
         if self._proc is not None:
-            self._proc.terminate()
+            # Stop the whole process group: renderer and helper processes too.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGTERM)
             try:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self._proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self._proc.pid, signal.SIGKILL)
                 self._proc.wait()
             self._proc = None
         self._profile.cleanup()
