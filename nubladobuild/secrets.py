@@ -7,8 +7,8 @@ in a layer. Defaults come from pip's own configuration on the host.
 
 from __future__ import annotations
 
+import configparser
 import os
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -29,18 +29,38 @@ class BuildSecrets:
     extra_index_url: str | None = None
 
 
+def _pip_config_files() -> list[Path]:
+    """Return pip's configuration files in pip's order (later ones win)."""
+    xdg_dirs = os.environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(":")
+    files = [Path(d) / "pip" / "pip.conf" for d in xdg_dirs if d]
+    files.append(Path("/etc/pip.conf"))
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
+    files += [Path.home() / ".pip" / "pip.conf", config_home / "pip" / "pip.conf",
+              Path(sys.prefix) / "pip.conf"]
+    env_file = os.environ.get("PIP_CONFIG_FILE")
+    if env_file == os.devnull:
+        return []
+    if env_file:
+        files.append(Path(env_file))
+    return files
+
+
 def _pip_config() -> dict[str, str]:
-    """Return pip's effective configuration on this host (``pip config list``)."""
-    try:
-        out = subprocess.run([sys.executable, "-m", "pip", "config", "list"],
-                             capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
+    """Return the host's pip settings from pip's own files, [global] then [install].
+
+    Read directly (configparser) rather than through ``pip config list``: a
+    pip subprocess costs a few hundred milliseconds on every command.
+    """
     config: dict[str, str] = {}
-    for line in out.stdout.splitlines():
-        key, _, value = line.partition("=")
-        name = key.rsplit(".", 1)[-1]
-        config[name] = value.strip().strip("'\"")
+    for path in _pip_config_files():
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            continue
+        for section in ("global", "install"):
+            if parser.has_section(section):
+                config.update(parser.items(section))
     return config
 
 
