@@ -13,3 +13,7 @@ c.ServerApp.terminado_settings = {"shell_command": ["/bin/bash", "-l"]}
 # /etc/passwd; keep the server's state out of the image.
 c.ServerApp.open_browser = False
 c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
+
+# The server environment is locked (no pip in it): extensions cannot be
+# installed from the UI; they come with the base image.
+c.LabApp.extension_manager = "readonly"
