@@ -57,7 +57,8 @@ def build_source_image(context: Path, tag: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def python_image(engine: None) -> str:
+def python_image(base_image: str) -> str:
+    # Building the base makes the python image when it is missing (bootstrap).
     require(_image_id(PYTHON_IMAGE) is not None,
             f"{PYTHON_IMAGE} is missing (run `nublado-build bootstrap`)")
     return PYTHON_IMAGE
