@@ -231,9 +231,13 @@ def test_isolation_guard_stops_a_payload_that_writes_into_the_lab_venv(
     payload.mkdir()
     (payload / "install.sh").write_text(
         "#!/bin/bash\nset -euo pipefail\n"
-        "# The mistake: installing into the JupyterLab venv.\n"
-        "/usr/local/share/jupyterlab/venv/bin/python -m pip install --no-input "
-        "--no-deps iniconfig\n")
+        "# The mistake: installing into the JupyterLab venv (which has no pip\n"
+        "# of its own: the lab environment is locked), with another pip.\n"
+        "site=$(/usr/local/share/jupyterlab/venv/bin/python -c "
+        "'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')\n"
+        "python3 -m venv /tmp/guard-pip\n"
+        "/tmp/guard-pip/bin/pip install --no-input --no-deps --target \"$site\" "
+        "iniconfig\n")
     (payload / "payload.yaml").write_text(
         "name: guard\ninstall:\n  - script: {path: install.sh, prefix: /opt/guard, "
         "python: /usr/local/bin/python3}\nkernel: {name: guard, display_name: G}\n")
