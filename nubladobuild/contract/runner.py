@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 
+from nubladobuild.engine import engine
 from nubladobuild.errors import InputError
 from nubladobuild.loader import load_payload
 from nubladobuild.resources import contract_dir
@@ -89,6 +91,12 @@ def run_contract(image: str, payload_dir: Path | None, *,
     quiet
         Suppress pytest's own output.
     """
+    try:
+        engine().images.get(image)
+    except docker.errors.ImageNotFound:
+        raise InputError(f"{image}: no such image on the engine. Build it with "
+                         "`nublado-build build PAYLOAD_DIR --tag ...` or pull "
+                         "it first.") from None
     paths = [str(contract_dir())]
     args = ["-p", "nubladobuild.contract.plugin", "--nublado-image", image,
             "-p", "no:cacheprovider", "-p", "no:pytest11.testinfra",

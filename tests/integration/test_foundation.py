@@ -114,3 +114,10 @@ def test_invalid_payload_exits_2_and_builds_nothing(engine: None,
         assert needle in result.stderr, needle
     assert "Traceback" not in result.stderr
     assert docker("images", "-q", "--no-trunc").stdout == images_before
+
+
+def test_contract_on_missing_image_exits_2(engine: None) -> None:
+    result = run_cli("test", "nublado-no-such-image:never", check=False)
+    assert result.returncode == 2
+    assert "no such image" in result.stderr
+    assert "Traceback" not in result.stderr
