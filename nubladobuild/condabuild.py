@@ -133,7 +133,11 @@ def _records(loaded: LoadedPayload, index: int, spec: CondaStep,
         records = solve(env)
     except CondaError as exc:
         raise InputError(f"{_where(loaded, index, 'environment')}: {exc}\n"
-                         f"(channels: {', '.join(chosen)})") from None
+                         f"(channels: {', '.join(chosen)}). Check that the "
+                         "channels are reachable and hold every package asked "
+                         "for; name others with `channels:` in the step or "
+                         "--conda-channel URL (a local file:// channel works "
+                         "offline), or install from a `lock:` file.") from None
     return records, f"solved against {', '.join(chosen)}", env
 
 
