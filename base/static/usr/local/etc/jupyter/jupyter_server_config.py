@@ -17,3 +17,8 @@ c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
 # The server environment is locked (no pip in it): extensions cannot be
 # installed from the UI; they come with the base image.
 c.LabApp.extension_manager = "readonly"
+
+# No news feed: labs often run without internet access, and the base image
+# decides what users see (the announcements plugin is disabled in
+# labconfig/page_config.json).
+c.LabApp.news_url = None
