@@ -8,6 +8,7 @@ kernel channels websocket carries ``execute_request`` and its replies.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 import uuid
@@ -95,3 +96,48 @@ def execute_in_lab(base: str, token: str, kernel_name: str, code: str,
         _request(base, f"/api/kernels/{kernel['id']}", token, "DELETE")
     return {"status": status, "stdout": "".join(stdout), "errors": errors,
             "seconds": time.monotonic() - start}
+
+
+def run_in_lab_terminal(base: str, token: str, command: str,
+                        timeout: float = 60) -> str:
+    """Open a terminal in the lab at ``base``, type ``command``, return its line.
+
+    The path a user takes: ``POST /api/terminals`` starts the server's
+    terminal command (a login bash), the websocket carries keystrokes and
+    output. ``command`` must print one line starting with ``NBTERM:``;
+    that line (without the prefix) is returned.
+
+    Raises
+    ------
+    TimeoutError
+        When no such line arrives within ``timeout`` seconds.
+
+    """
+    import websocket  # websocket-client
+
+    terminal = _request(base, "/api/terminals", token, "POST", {})
+    url = (base.replace("http://", "ws://", 1)
+           + f"/terminals/websocket/{terminal['name']}?token={token}")
+    ws = websocket.create_connection(url, timeout=timeout, suppress_origin=True)
+    try:
+        # Split the marker so that the echoed keystrokes never match.
+        ws.send(json.dumps(["stdin", f"echo NB''TERM:{command}\r"]))
+        output = ""
+        deadline = time.monotonic() + timeout
+        ws.settimeout(1)
+        while time.monotonic() < deadline:
+            try:
+                message = json.loads(ws.recv())
+            except websocket.WebSocketTimeoutException:
+                continue
+            if message[0] == "stdout":
+                output += message[1]
+                # Terminal control sequences may precede the line.
+                found = re.search(r"NBTERM:([^\r\n]*)\r?\n", output)
+                if found:
+                    return found.group(1)
+        raise TimeoutError(f"no NBTERM line from the lab terminal in {timeout} s; "
+                           f"output:\n{output[-2000:]}")
+    finally:
+        ws.close()
+        _request(base, f"/api/terminals/{terminal['name']}", token, "DELETE")

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from nubladobuild.contract.labclient import run_in_lab_terminal
 from nubladobuild.contract.plugin import (
     ARBITRARY_UID,
     LAB_PYTHON,
@@ -201,3 +202,15 @@ def test_lab_server_runs_from_lab_venv(lab: tuple[Container, str]) -> None:
     box, _ = lab
     proc = box.exec("bash", "-c", "cat /proc/1/cmdline | tr '\\0' ' '", check=True)
     assert proc.stdout.startswith(f"{LAB_ROOT}/venv/bin/python3 -s "), proc.stdout
+
+
+def test_lab_terminal_gets_payload_setup(lab: tuple[Container, str], lab_token: str,
+                                         image_info: ImageInfo) -> None:
+    """A terminal opened in the lab runs the payload's shell setup (sentinel)."""
+    _, base = lab
+    line = run_in_lab_terminal(
+        base, lab_token, "${RUNNING_INSIDE_JUPYTERLAB:-}:${NUBLADO_PAYLOAD:-}:$(id -u)")
+    sentinel, payload, _uid = line.split(":")
+    assert sentinel == "TRUE"
+    assert payload == image_info.payload
+
