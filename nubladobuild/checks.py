@@ -6,12 +6,11 @@ them together with schema errors.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from nubladobuild.compat import compat_problems
 from nubladobuild.conda import CondaError, load_environment
-from nubladobuild.errors import Problem
+from nubladobuild.errors import LineFor, Loc, Problem
 from nubladobuild.fragment import check_fragment
 from nubladobuild.requirements import canonical, parse_requirements
 from nubladobuild.schema import (
@@ -21,9 +20,6 @@ from nubladobuild.schema import (
     PipStep,
     conda_prefix,
 )
-
-Loc = tuple[str | int, ...]
-LineFor = Callable[[Loc], int | None]
 
 
 def _pip_problems(step: PipStep, index: int, directory: Path, file: str,

@@ -111,11 +111,10 @@ def validate(payload_dirs: tuple[Path, ...], as_json: bool) -> None:
             results.append({"payload": str(directory), "valid": False,
                             "error": exc.message})
     if failed:
-        if len(failed) == 1:
+        invalid = [e for e in failed if isinstance(e, PayloadInvalid)]
+        if len(failed) == 1 or len(invalid) != len(failed):
             raise failed[0]
-        raise PayloadInvalid([p for e in failed if isinstance(e, PayloadInvalid)
-                              for p in e.problems]) if all(
-            isinstance(e, PayloadInvalid) for e in failed) else failed[0]
+        raise PayloadInvalid([p for e in invalid for p in e.problems])
     out.result({"payloads": results},
                "\n".join(f"{r['payload']}: valid ({r['name']})" for r in results))
 
@@ -220,11 +219,11 @@ def build(payload_dir: Path, base_image: str, tags: tuple[str, ...],
           as_json: bool) -> None:
     """Build a payload image on the JupyterLab base."""
     out = Output(as_json)
-    planned = plan_payload(payload_dir, base_image)  # input errors first
-    check_build_tags(planned.loaded.model, planned.loaded.yaml_path, tags)
+    loaded = plan_payload(payload_dir, base_image).loaded  # input errors first
+    check_build_tags(loaded.model, loaded.yaml_path, tags)
     secrets = host_secrets(ca_bundle, index_url, not no_host_config)
     with tempfile.TemporaryDirectory(prefix="nublado-context-") as tmp:
-        built = build_payload(payload_dir=payload_dir, base_image=base_image,
+        built = build_payload(loaded=loaded, base_image=base_image,
                               tags=list(tags), secrets=secrets, sink=out.sink,
                               workdir=context_dir or Path(tmp), no_cache=no_cache,
                               conda_channels=conda_channels)
@@ -312,24 +311,24 @@ def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
     if not dirs:
         raise InputError(f"{root}: no */payload.yaml found; pass payload "
                          "directories or --payloads DIR.")
-    for directory in dirs:  # every input error before any build
-        plan_payload(directory, base_tag)
+    # Every input error before any build.
+    payloads = [plan_payload(directory, base_tag).loaded for directory in dirs]
     secrets = host_secrets(ca_bundle, index_url, not no_host_config)
     base_result = build_base(python_image=resolve_python_image(python_image),
                              tags=[base_tag], secrets=secrets, sink=out.sink)
     built: list[dict[str, Any]] = []
     failed: list[str] = []
-    for directory in dirs:
+    for loaded in payloads:
         try:
             with tempfile.TemporaryDirectory(prefix="nublado-context-") as tmp:
-                result = build_payload(payload_dir=directory, base_image=base_tag,
+                result = build_payload(loaded=loaded, base_image=base_tag,
                                        tags=[], secrets=secrets, sink=out.sink,
                                        workdir=Path(tmp),
                                        conda_channels=conda_channels)
         except NubladoError as exc:
             if not keep_going:
                 raise
-            failed.append(str(directory))
+            failed.append(str(loaded.directory))
             click.echo(f"nublado-build: {exc.message}", err=True)
             continue
         built.append({"payload": result.plan.loaded.model.name,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import posixpath
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Annotated
 import yaml
 from pydantic import Field, StringConstraints, ValidationError
 
-from nubladobuild.errors import InputError, Problem
+from nubladobuild.errors import InputError, LineFor, Loc, Problem
 from nubladobuild.kernels import KernelFiles, kernel_files
 from nubladobuild.resources import data_root
 from nubladobuild.schema import LAB_ROOT, CompatLink, DnsLabel, Payload, _Strict
@@ -53,8 +52,6 @@ _SYSTEM_DIRS = frozenset((
     "/usr/local/share/jupyter", "/usr/local/share/jupyter/kernels",
 ))
 
-Loc = tuple[str | int, ...]
-LineFor = Callable[[Loc], int | None]
 
 
 class Profile(_Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 #: Exit code for bad input: payload files, flags, missing files.
@@ -38,6 +39,12 @@ class BuildFailed(NubladoError):
     """A build step ran and failed."""
 
     exit_code = EXIT_FAILED
+
+
+#: A location in payload.yaml: keys and list indices from the top.
+Loc = tuple[str | int, ...]
+#: Maps a location to its line in payload.yaml (None when unknown).
+LineFor = Callable[[Loc], int | None]
 
 
 @dataclass(frozen=True)

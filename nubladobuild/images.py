@@ -12,7 +12,7 @@ from nubladobuild.bootstrap import bootstrap, local_tag, official_tag
 from nubladobuild.builder import BuildResult, LineSink, run_build
 from nubladobuild.engine import engine
 from nubladobuild.errors import InputError
-from nubladobuild.loader import load_payload
+from nubladobuild.loader import LoadedPayload, load_payload
 from nubladobuild.plan import DEFAULT_BASE_IMAGE, DEFAULT_LAB_USER, Plan, build_plan
 from nubladobuild.render import render
 from nubladobuild.resources import data_root
@@ -108,11 +108,11 @@ class PayloadBuild:
     result: BuildResult
 
 
-def build_payload(*, payload_dir: Path, base_image: str, tags: list[str],
+def build_payload(*, loaded: LoadedPayload, base_image: str, tags: list[str],
                   secrets: BuildSecrets, sink: LineSink | None, workdir: Path,
                   no_cache: bool = False,
                   conda_channels: Sequence[str] = ()) -> PayloadBuild:
-    """Validate, plan, render and build a payload image on a base image.
+    """Plan, render and build a validated payload image on a base image.
 
     Conda packages are solved (or read from the lock) and fetched into the
     rendered context before the build; ``conda_channels`` replaces the
@@ -120,8 +120,7 @@ def build_payload(*, payload_dir: Path, base_image: str, tags: list[str],
     """
     from nubladobuild.condabuild import fetch_conda_packages
 
-    plan = plan_payload(payload_dir, base_image)  # input errors before the engine
-    plan = build_plan(plan.loaded, base_image, base_user(base_image))
+    plan = build_plan(loaded, base_image, base_user(base_image))
     context = render(plan, workdir / plan.loaded.model.name)
     for fetched in fetch_conda_packages(plan, context, conda_channels):
         if sink is not None:

@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from nubladobuild.checks import payload_problems
-from nubladobuild.errors import InputError, PayloadInvalid, Problem
+from nubladobuild.errors import InputError, Loc, PayloadInvalid, Problem
 from nubladobuild.schema import INSTALL_KINDS, Payload
 
 PAYLOAD_FILE = "payload.yaml"
@@ -34,7 +34,6 @@ FILE_FIELDS: dict[str, tuple[str, ...]] = {
     "transplant": (),
 }
 
-Loc = tuple[str | int, ...]
 #: Tags pydantic puts in an error's location for union members.
 _UNION_TAGS = ("str", "constrained-str", "function-after[_absolute_path(), str]")
 #: What a field's pattern means, for messages (pydantic shows the regex).
