@@ -10,6 +10,9 @@ import os
 
 import pytest
 
+#: Tag of every image the tests build; parallel checkouts set their own.
+TEST_TAG = os.environ.get("NUBLADO_TEST_TAG", "test")
+
 
 def in_ci() -> bool:
     """Return whether we run under CI (CI=true or 1)."""

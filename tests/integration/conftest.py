@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require
+from tests.conftest import TEST_TAG, require
 
 REPO = Path(__file__).resolve().parents[2]
 PAYLOADS = REPO / "payloads"
-BASE_TAG = "nublado-jupyterlab-base:test"
+BASE_TAG = f"nublado-jupyterlab-base:{TEST_TAG}"
 
 
 @dataclass

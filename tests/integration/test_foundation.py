@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import TEST_TAG
 from tests.integration.conftest import PAYLOADS, CliResult, docker, run_cli
 
 pytestmark = pytest.mark.integration
 SCIPY = PAYLOADS / "scipy-lab"
-SCIPY_TAG = "scipy-lab:test"
+SCIPY_TAG = f"scipy-lab:{TEST_TAG}"
 
 
 @pytest.fixture(scope="module")
@@ -65,16 +66,16 @@ def test_ca_bundle_secret_never_in_image(base_image: str, tmp_path: Path,
     (payload / "payload.yaml").write_text(
         "name: secretcheck\ninstall:\n  - pip: {requirements: requirements.txt}\n"
         "kernel: {name: secretcheck, display_name: Secret check}\n")
-    build_payload(payload, "secretcheck:test", "--ca-bundle", str(bundle),
+    build_payload(payload, f"secretcheck:{TEST_TAG}", "--ca-bundle", str(bundle),
                   "--no-cache")
     saved = tmp_path / "image.tar"
-    docker("save", "-o", str(saved), "secretcheck:test")
+    docker("save", "-o", str(saved), f"secretcheck:{TEST_TAG}")
     data = saved.read_bytes()
     assert len(data) > 10_000_000
     assert marker.encode() not in data
-    history = docker("history", "--no-trunc", "secretcheck:test").stdout
+    history = docker("history", "--no-trunc", f"secretcheck:{TEST_TAG}").stdout
     assert marker not in history
-    docker("rmi", "secretcheck:test", check=False)
+    docker("rmi", f"secretcheck:{TEST_TAG}", check=False)
 
 
 def test_failed_install_keeps_previous_tag(base_image: str, tmp_path: Path,
@@ -85,7 +86,7 @@ def test_failed_install_keeps_previous_tag(base_image: str, tmp_path: Path,
     (payload / "payload.yaml").write_text(
         "name: broken\ninstall:\n  - pip: {requirements: requirements.txt}\n"
         "kernel: {name: broken, display_name: Broken}\n")
-    tag = "nublado-broken:test"
+    tag = f"nublado-broken:{TEST_TAG}"
     docker("tag", base_image, tag)
     before = docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
     (payload / "requirements.txt").write_text(
@@ -107,7 +108,7 @@ def test_invalid_payload_exits_2_and_builds_nothing(engine: None,
         "name: Not_A_Name\ninstall:\n  - pip: {requirements: missing.txt}\n"
         "  - snap: {}\nkernel: {name: k}\n")
     images_before = docker("images", "-q", "--no-trunc").stdout
-    result = run_cli("build", str(tmp_path), "--tag", "never:test", check=False)
+    result = run_cli("build", str(tmp_path), "--tag", f"never:{TEST_TAG}", check=False)
     assert result.returncode == 2
     for needle in ("name", "install[0].pip.requirements", "install[1].snap",
                    "kernel.display_name", "payload.yaml:1", "payload.yaml:3"):

@@ -20,14 +20,14 @@ from typing import Any
 import pytest
 
 from nubladobuild.engine import find_build_client
-from tests.conftest import require
+from tests.conftest import TEST_TAG, require
 from tests.integration.conftest import PAYLOADS, CliResult, docker, run_cli
 
 pytestmark = pytest.mark.integration
 
 PYTHON_IMAGE = "nublado-build/python:3.13-slim-trixie"
 TRANSPLANT_SOURCE = "nublado-transplant-demo-source:latest"
-BAD_SOURCE = "nublado-transplant-bad:test"
+BAD_SOURCE = f"nublado-transplant-bad:{TEST_TAG}"
 CA = "/etc/ssl/certs/ca-certificates.crt"
 
 
@@ -88,7 +88,7 @@ def conda_channel() -> str:
 def _build_and_check(build_payload: Callable[..., CliResult],
                      contract: Callable[..., dict[str, Any]], base_image: str,
                      name: str, tmp_path: Path, *extra: str) -> dict[str, Any]:
-    tag = f"{name}:test"
+    tag = f"{name}:{TEST_TAG}"
     result = build_payload(PAYLOADS / name, tag, *extra)
     summary = contract(tag, PAYLOADS / name, tmp_path)
     # The payload's own tests ran too (none failed; see the contract fixture).
@@ -106,7 +106,7 @@ def test_conda_demo(conda_channel: str, base_image: str, tmp_path: Path,
                             tmp_path, "--conda-channel", conda_channel)
     assert data["python"] == "/opt/conda/envs/demo/bin/python"
     # Only the prefix left the installing stage: no rattler venv in any layer.
-    history = docker("history", "--no-trunc", "conda-demo:test").stdout
+    history = docker("history", "--no-trunc", f"conda-demo:{TEST_TAG}").stdout
     assert "py-rattler" not in history
 
 
@@ -194,14 +194,14 @@ def test_transplant_with_unresolved_library_fails(
         f"      image: {BAD_SOURCE}\n      paths: [/opt/broken-tool]\n"
         "      python: /usr/local/bin/python3\n"
         "kernel: {name: bad, display_name: Bad}\n")
-    result = build_payload(payload, "bad-transplant:test", check=False)
+    result = build_payload(payload, f"bad-transplant:{TEST_TAG}", check=False)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "scan-elf" in result.stderr
     assert "libnbgone0.so.1 (needed by /opt/broken-tool/bin/ls)" in result.stderr
     assert "exit code 1" in result.stderr
     assert "No image was tagged" in result.stderr
     assert "Traceback" not in result.stderr
-    assert _image_id("bad-transplant:test") is None
+    assert _image_id(f"bad-transplant:{TEST_TAG}") is None
 
 
 def test_script_failure_shows_tail_and_exit_code(
@@ -215,13 +215,13 @@ def test_script_failure_shows_tail_and_exit_code(
         "name: failing-script\ninstall:\n  - script: {path: install.sh, "
         "prefix: /opt/failing, python: /usr/local/bin/python3}\n"
         "kernel: {name: f, display_name: F}\n")
-    result = build_payload(payload, "failing-script:test", check=False)
+    result = build_payload(payload, f"failing-script:{TEST_TAG}", check=False)
     assert result.returncode == 1
     for needle in ("run-install-script", "compiling the thing",
                    "install script install.sh failed with exit code 7",
                    "(exit code 7)", "No image was tagged"):
         assert needle in result.stderr, (needle, result.stderr[-3000:])
-    assert _image_id("failing-script:test") is None
+    assert _image_id(f"failing-script:{TEST_TAG}") is None
 
 
 def test_isolation_guard_stops_a_payload_that_writes_into_the_lab_venv(
@@ -241,10 +241,10 @@ def test_isolation_guard_stops_a_payload_that_writes_into_the_lab_venv(
     (payload / "payload.yaml").write_text(
         "name: guard\ninstall:\n  - script: {path: install.sh, prefix: /opt/guard, "
         "python: /usr/local/bin/python3}\nkernel: {name: guard, display_name: G}\n")
-    result = build_payload(payload, "guard:test", check=False)
+    result = build_payload(payload, f"guard:{TEST_TAG}", check=False)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "isolation guard" in result.stderr
     assert "site-packages/iniconfig" in result.stderr
     assert "No image was tagged" in result.stderr
     assert "Traceback" not in result.stderr
-    assert _image_id("guard:test") is None
+    assert _image_id(f"guard:{TEST_TAG}") is None

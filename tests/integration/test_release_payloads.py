@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from nubladobuild.contract.browser import find_chromium
-from tests.conftest import require
+from tests.conftest import TEST_TAG, require
 from tests.integration.conftest import PAYLOADS, CliResult, docker, run_cli
 from tests.integration.test_kinds import conda_channel  # noqa: F401 - fixture
 
@@ -164,11 +164,11 @@ def test_compat_target_missing_fails_the_build(
         tmp_path: Path, build_payload: Callable[..., CliResult]) -> None:
     payload = _compat_payload(tmp_path, "compat-missing", "true",
                               "  - {path: /opt/old/tool, target: /opt/nowhere/tool}\n")
-    result = build_payload(payload, "compat-missing:test", check=False)
+    result = build_payload(payload, f"compat-missing:{TEST_TAG}", check=False)
     assert result.returncode == 1
     assert "compat link /opt/old/tool -> /opt/nowhere/tool (from payload.yaml " \
         "compat[0]): the target does not exist in the image" in result.stderr
-    assert docker("image", "inspect", "compat-missing:test", check=False
+    assert docker("image", "inspect", f"compat-missing:{TEST_TAG}", check=False
                   ).returncode != 0
 
 
@@ -180,7 +180,7 @@ def test_compat_path_taken_by_payload_fails_the_build(
         "echo '#!/bin/sh' > /opt/lsst/software/jupyterlab/runlab.sh",
         f"  - {{path: {LEGACY_START}, "
         "target: /usr/local/share/jupyterlab/runlab}\n")
-    result = build_payload(payload, "compat-taken:test", check=False)
+    result = build_payload(payload, f"compat-taken:{TEST_TAG}", check=False)
     assert result.returncode == 1
     assert f"compat link {LEGACY_START} -> /usr/local/share/jupyterlab/runlab" \
         in result.stderr

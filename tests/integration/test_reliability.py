@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from nubladobuild.contract.plugin import Container, run_kernel, wait_for_api
+from tests.conftest import TEST_TAG
 from tests.integration.conftest import REPO, CliResult, docker, run_cli
 from tests.unit.test_corpus import CORPUS, expectation, generate
 
@@ -116,7 +117,7 @@ def test_bad_payload_builds_nothing(name: str, base_image: str,
     before = snapshot()
     tag = f"nb-corpus-{uuid.uuid4().hex[:8]}"
     result = run_cli("build", str(directory), "--base", base_image, "--tag",
-                     f"{tag}:test", check=False, timeout=600)
+                     f"{tag}:{TEST_TAG}", check=False, timeout=600)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert str(directory / expect["file"]) in result.stderr
@@ -162,7 +163,7 @@ def nasty(base_image: str, tmp_path_factory: pytest.TempPathFactory
         kernel={"name": "nasty", "display_name": NASTY_DISPLAY, "env": NASTY_ENV,
                 "setup": ["export NB_SETUP='$(touch /tmp/PWNED-setup)'",
                           'export NB_SETUP_EXPANDED="ran-$((6 * 7))"']})
-    tag = "nb-nasty:test"
+    tag = f"nb-nasty:{TEST_TAG}"
     result = run_cli("build", str(payload), "--base", base_image, "--tag", tag,
                      "--json", "--no-cache", "--ca-bundle", str(bundle),
                      "--index-url", credentialed_index_url(token))
@@ -245,7 +246,7 @@ def test_failed_install_leaves_nothing_behind(base_image: str, tmp_path: Path
                                               ) -> None:
     payload = write_payload(tmp_path / "broken", "broken",
                             "nublado-build-no-such-package-ever==0.0.1\n")
-    tag = "nb-broken-install:test"
+    tag = f"nb-broken-install:{TEST_TAG}"
     docker("tag", base_image, tag)
     previous = docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
     before = snapshot()
@@ -266,7 +267,7 @@ def test_failed_install_leaves_nothing_behind(base_image: str, tmp_path: Path
 def test_sigint_mid_build_keeps_previous_tag(base_image: str, tmp_path: Path
                                              ) -> None:
     payload = write_payload(tmp_path / "slow", "slow", "numpy\npandas\n")
-    tag = "nb-interrupted:test"
+    tag = f"nb-interrupted:{TEST_TAG}"
     docker("tag", base_image, tag)
     previous = docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
     before = snapshot()
@@ -303,7 +304,7 @@ def test_two_builds_at_once_both_succeed(base_image: str, tmp_path: Path) -> Non
         payload = write_payload(tmp_path / name, name, reqs)
         procs[name] = subprocess.Popen(
             [sys.executable, "-m", "nubladobuild", "build", str(payload), "--base",
-             base_image, "--tag", f"{name}:test", "--json", "--no-cache"],
+             base_image, "--tag", f"{name}:{TEST_TAG}", "--json", "--no-cache"],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ})
     try:
@@ -313,7 +314,7 @@ def test_two_builds_at_once_both_succeed(base_image: str, tmp_path: Path) -> Non
             assert json.loads(out)["ok"]
         base = image_layers(base_image)
         for name in procs:
-            assert image_layers(f"{name}:test")[: len(base)] == base
+            assert image_layers(f"{name}:{TEST_TAG}")[: len(base)] == base
     finally:
         for name in procs:
-            docker("rmi", f"{name}:test", check=False)
+            docker("rmi", f"{name}:{TEST_TAG}", check=False)
