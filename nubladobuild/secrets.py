@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -130,3 +131,30 @@ class SecretFiles:
         """Remove the files."""
         if self._dir is not None:
             self._dir.cleanup()
+
+
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+
+
+def mask_url(text: str) -> str:
+    """Replace the credentials of every URL in ``text`` with ``***``."""
+    return _USERINFO.sub(lambda m: f"{m.group('scheme')}***@", text)
+
+
+def mask_secrets(text: str, secrets: BuildSecrets | None = None) -> str:
+    """Mask URL credentials and the exact secret values in ``text``.
+
+    Parameters
+    ----------
+    text
+        A log line, message or document.
+    secrets
+        The build's secrets; their index URLs are masked wherever they
+        appear, with or without credentials.
+    """
+    if secrets is not None:
+        for value in (secrets.index_url, secrets.extra_index_url):
+            for url in (value or "").split():
+                if "@" in url:
+                    text = text.replace(url, mask_url(url))
+    return mask_url(text)

@@ -128,7 +128,7 @@ def test_build_tags_follow_declared_policy(tmp_path: Path) -> None:
 def test_build_tags_free_without_policy(tmp_path: Path) -> None:
     loaded = load_payload(_payload(tmp_path, ""))
     assert check_build_tags(loaded.model, loaded.yaml_path, ["x:test"]) == []
-    with pytest.raises(InputError, match="not a valid Docker tag"):
+    with pytest.raises(InputError, match="not a valid image reference"):
         check_build_tags(loaded.model, loaded.yaml_path, ["x:.bad"])
 
 
