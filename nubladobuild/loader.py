@@ -227,8 +227,12 @@ def _step_problems(data: dict[str, Any], directory: Path, file: str,
                 if isinstance(value, str) and value and not value.startswith("/") \
                         and ".." not in value.split("/"):
                     loc: Loc = ("install", index, kind_name, name)
-                    read_payload_file(directory, value, lambda msg, loc=loc: problems.append(
-                        Problem(file, format_loc(loc), msg, _line_for(loc, lines))))
+
+                    def report(msg: str, loc: Loc = loc) -> None:
+                        problems.append(Problem(file, format_loc(loc), msg,
+                                                _line_for(loc, lines)))
+
+                    read_payload_file(directory, value, report)
             continue
         ctx = StepContext(index=index, kind=kind_name, directory=directory,
                           file=file, line_for=lambda loc: _line_for(loc, lines),

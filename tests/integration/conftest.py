@@ -99,7 +99,7 @@ def contract() -> Callable[..., dict[str, Any]]:
         if payload_dir is not None:
             args.insert(2, str(payload_dir))
         result = run_cli(*args, check=False)
-        summary = json.loads(result.stdout)
+        summary: dict[str, Any] = json.loads(result.stdout)
         assert result.returncode == 0 and summary["contract_ok"], (
             f"contract failed for {image}: {summary.get('failures')}\n"
             f"{result.stderr[-4000:]}")

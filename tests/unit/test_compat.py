@@ -74,7 +74,8 @@ def test_explicit_entries_and_placeholders(tmp_path: Path) -> None:
 
 def test_reverse_profile_resolves(tmp_path: Path) -> None:
     loaded = load_payload(_payload(tmp_path, "  - nublado-new-from-legacy\n", ""))
-    modes = {ln.path: (ln.target, ln.mode) for ln in plan_of(loaded.directory).compat.links}
+    links = plan_of(loaded.directory).compat.links
+    modes = {ln.path: (ln.target, ln.mode) for ln in links}
     assert modes["/usr/local/share/jupyterlab/versions-installed/legacy"] == (
         f"{LEGACY}/versions-installed", "link")
     assert modes["/usr/local/share/jupyterlab/kernels/legacy/lsstlaunch.bash"] == (

@@ -38,8 +38,8 @@ def problems(tmp: Path, text: str, files: dict[str, str] | None = None) -> list[
 def test_good_payload_loads_with_defaults(tmp_path: Path) -> None:
     loaded = load_payload(write(tmp_path, GOOD))
     model = loaded.model
-    assert model.install[0].kind == "pip"
-    assert model.install[0].spec.prefix == "/opt/payload/venv"  # type: ignore[union-attr]
+    assert model.steps()[0].kind == "pip"
+    assert model.steps()[0].spec.prefix == "/opt/payload/venv"
     assert model.kernel_python == "/opt/payload/venv/bin/python"
     assert not model.kernel.needs_wrapper
 

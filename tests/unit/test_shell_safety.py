@@ -115,7 +115,8 @@ def test_wrapper_runs_setup_lines_verbatim_and_execs(tmp_path: Path) -> None:
 @pytest.mark.parametrize("display_name", NASTY)
 def test_kernel_json_keeps_display_name_literally(display_name: str) -> None:
     kernel = Kernel(name="k", display_name=display_name)
-    spec = json.loads(kernel_files(kernel, Environment("/opt/payload/venv", "/opt/payload/venv/bin/python", "venv")).kernel_json)
+    env = Environment("/opt/payload/venv", "/opt/payload/venv/bin/python", "venv")
+    spec = json.loads(kernel_files(kernel, env).kernel_json)
     assert spec["display_name"] == display_name
     assert spec["argv"][-1] == "{connection_file}"
 

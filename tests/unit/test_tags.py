@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from nubladobuild.errors import InputError
+from nubladobuild.errors import InputError, TagError
 from nubladobuild.loader import load_payload
 from nubladobuild.tags import (
-    TagError,
     check_build_tags,
     check_reference,
     parse_tag,
