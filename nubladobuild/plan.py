@@ -10,12 +10,14 @@ world (the base image's user, conda solutions) is the resolve stage's.
 from __future__ import annotations
 
 import logging
+import posixpath
 from dataclasses import dataclass, field
 
 from nubladobuild import __version__
 from nubladobuild.compat import LABEL as COMPAT_LABEL
-from nubladobuild.compat import CompatPlan, compat_plan
+from nubladobuild.compat import RECORD_PATH, CompatPlan, compat_plan
 from nubladobuild.errors import InputError
+from nubladobuild.fields import LAB_ROOT
 from nubladobuild.kernels import KernelFiles, kernel_files
 from nubladobuild.kinds import KINDS, Environment, StepPlan
 from nubladobuild.loader import LoadedPayload
@@ -42,6 +44,7 @@ class Plan:
     labels: tuple[tuple[str, str], ...]
     version: str = __version__
     compat: CompatPlan = field(default_factory=CompatPlan)
+    generated: tuple[str, ...] = ()
 
     @property
     def python(self) -> str:
@@ -67,6 +70,24 @@ def check_base_reference(base_image: str) -> str:
     except BadReference as exc:
         raise InputError(f"--base: {exc}") from None
     return base_image
+
+
+def generated_paths(name: str, kernel: KernelFiles, setup_path: str,
+                    compat: CompatPlan) -> tuple[str, ...]:
+    """Return the paths the payload stage writes inside protected trees.
+
+    The isolation guard allows exactly these (a trailing ``/`` allows a
+    whole directory) and nothing else.
+    """
+    paths = {f"{kernel.spec_dir}/", setup_path,
+             f"{LAB_ROOT}/versions-installed/payload-{name}.txt"}
+    if kernel.wrapper_path:
+        paths.add(f"{posixpath.dirname(kernel.wrapper_path)}/")
+    if compat.links:
+        paths.add(RECORD_PATH)
+        for link in compat.links:
+            paths.update((link.path, f"{link.path}/"))
+    return tuple(sorted(paths))
 
 
 def build_plan(loaded: LoadedPayload, base_image: str = DEFAULT_BASE_IMAGE) -> Plan:
@@ -117,6 +138,7 @@ def build_plan(loaded: LoadedPayload, base_image: str = DEFAULT_BASE_IMAGE) -> P
     if compat.links:
         labels += ((COMPAT_LABEL, compat.label),)
     return Plan(
+        generated=generated_paths(payload.name, kernel, setup_path, compat),
         loaded=loaded,
         base_image=base_image,
         steps=steps,

@@ -16,6 +16,7 @@ from nubladobuild.kinds import KINDS
 from nubladobuild.kinds.conda import PACKAGES
 from nubladobuild.plan import STAGES, Plan
 from nubladobuild.resolve import Resolved
+from nubladobuild.resources import data_root
 from nubladobuild.templating import render_template
 
 #: The file that marks a directory as a rendered context (``render -o``
@@ -55,6 +56,9 @@ def context_files(plan: Plan, resolved: Resolved) -> dict[str, tuple[bytes, int]
         MARKER: (f"nublado-build {plan.version} context for {plan.name}\n".encode(),
                  0o644),
     }
+    files["guard/guard.py"] = (guard_script(), 0o644)
+    files["guard/allowed.txt"] = ("".join(f"{path}\n" for path in plan.generated)
+                                  .encode(), 0o644)
     if plan.compat.links:
         files[plan.compat.file] = (links_file(plan.compat.links), 0o644)
     if plan.kernel.wrapper is not None:
@@ -69,6 +73,11 @@ def context_files(plan: Plan, resolved: Resolved) -> dict[str, tuple[bytes, int]
             if path.is_file() and not path.name.startswith("."):
                 files[f"{target}/{path.name}"] = (path.read_bytes(), 0o644)
     return files
+
+
+def guard_script() -> bytes:
+    """Return the isolation guard that runs in its own build stage."""
+    return (data_root() / "base" / "guard" / "guard.py").read_bytes()
 
 
 def _prepare(out: Path) -> None:
