@@ -26,7 +26,7 @@ from nubladobuild.images import (
     resolve_python_image,
 )
 from nubladobuild.loader import load_payload
-from nubladobuild.plan import DEFAULT_BASE_IMAGE, check_base_reference
+from nubladobuild.plan import DEFAULT_BASE_IMAGE, check_base_reference, check_grants
 from nubladobuild.secrets import host_secrets, mask_secrets
 from nubladobuild.tags import check_build_tags
 
@@ -73,6 +73,15 @@ def secret_options(func: F) -> F:
                         "build, credentials included (a BuildKit secret).")(func)
     return click.option("--no-host-config", is_flag=True, help="Do not read pip's "
                         "configuration and CA bundle from this host.")(func)
+
+
+def allow_secret_option(func: F) -> F:
+    """Add ``--allow-secret`` (grant secrets to script and fragment steps)."""
+    return click.option("--allow-secret", "allow_secrets", multiple=True,
+                        type=click.Choice(["ca", "index"]),
+                        help="Hand this secret to the script and fragment steps "
+                        "that ask for it (`secrets:` in payload.yaml); pip and "
+                        "conda steps always get them. Repeat for both.")(func)
 
 
 def conda_channel_option(func: F) -> F:
@@ -213,16 +222,18 @@ def base(tags: tuple[str, ...], python_image: str, mirror: str | None,
               help="Keep the rendered build context here.")
 @click.option("--no-cache", is_flag=True, help="Rebuild every step.")
 @conda_channel_option
+@allow_secret_option
 @secret_options
 @json_option
 def build(payload_dir: Path, base_image: str, tags: tuple[str, ...],
           context_dir: Path | None, no_cache: bool, conda_channels: tuple[str, ...],
-          ca_bundle: Path | None, index_url: str | None, no_host_config: bool,
-          as_json: bool) -> None:
+          allow_secrets: tuple[str, ...], ca_bundle: Path | None,
+          index_url: str | None, no_host_config: bool, as_json: bool) -> None:
     """Build a payload image on the JupyterLab base."""
     out = Output(as_json)
     loaded = load_payload(payload_dir)
     plan = plan_payload(loaded, check_base_reference(base_image))  # input errors first
+    check_grants(plan, allow_secrets)
     check_tags(tags)
     check_build_tags(loaded.model, loaded.yaml_path, tags)
     secrets = host_secrets(ca_bundle, index_url, not no_host_config)
@@ -302,12 +313,13 @@ def test_cmd(image: str, payload_dir: Path | None, junit_xml: Path | None,
 @click.option("--keep-going", is_flag=True, help="Build the other payloads when "
               "one fails; exit 1 at the end.")
 @conda_channel_option
+@allow_secret_option
 @secret_options
 @json_option
 def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
               python_image: str, keep_going: bool, conda_channels: tuple[str, ...],
-              ca_bundle: Path | None, index_url: str | None, no_host_config: bool,
-              as_json: bool) -> None:
+              allow_secrets: tuple[str, ...], ca_bundle: Path | None,
+              index_url: str | None, no_host_config: bool, as_json: bool) -> None:
     """Build the base, then every payload on it, in order."""
     out = Output(as_json)
     dirs = list(payload_dirs) or sorted(p.parent for p in root.glob("*/payload.yaml"))
@@ -317,6 +329,8 @@ def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
     # Every input error before any build.
     check_tags([base_tag])
     plans = [plan_payload(load_payload(directory), base_tag) for directory in dirs]
+    for plan in plans:
+        check_grants(plan, allow_secrets)
     secrets = host_secrets(ca_bundle, index_url, not no_host_config)
     base_result = build_base(python_image=resolve_python_image(python_image),
                              tags=[base_tag], secrets=secrets, sink=out.sink)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
@@ -162,6 +162,15 @@ DnsLabel = Annotated[
 KernelName = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ]
+
+
+#: Build secrets a script or fragment step may ask for (``secrets:``); pip
+#: and conda steps always get them. ``ca``: the CA bundle; ``index``: the
+#: package index URLs, credentials included.
+SecretName = Literal["ca", "index"]
+#: BuildKit secret ids behind each name.
+SECRET_IDS: dict[str, tuple[str, ...]] = {
+    "ca": ("ca",), "index": ("pip_index_url", "pip_extra_index_url")}
 
 
 class Strict(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from nubladobuild import __version__
@@ -88,6 +89,42 @@ def generated_paths(name: str, kernel: KernelFiles, setup_path: str,
         for link in compat.links:
             paths.update((link.path, f"{link.path}/"))
     return tuple(sorted(paths))
+
+
+def requested_secrets(plan: Plan) -> dict[int, list[str]]:
+    """Return the secrets each script or fragment step asks for, by index."""
+    asked: dict[int, list[str]] = {}
+    for index, step in enumerate(plan.loaded.model.steps()):
+        names = getattr(step.spec, "secrets", None)
+        if names:
+            asked[index] = sorted(set(names))
+    return asked
+
+
+def check_grants(plan: Plan, granted: Sequence[str]) -> None:
+    """Refuse a build whose steps ask for secrets the operator did not grant.
+
+    Raises
+    ------
+    InputError
+        Naming each step, the secrets it asks for and the flag that grants
+        them.
+    """
+    missing = []
+    for index, names in requested_secrets(plan).items():
+        kind = plan.loaded.model.steps()[index].kind
+        refused = [n for n in names if n not in granted]
+        if refused:
+            missing.append(f"install[{index}].{kind}.secrets asks for "
+                           f"{', '.join(refused)}")
+    if missing:
+        flags = " ".join(f"--allow-secret {n}" for n in sorted(
+            {n for names in requested_secrets(plan).values() for n in names}
+            - set(granted)))
+        raise InputError(f"{plan.loaded.yaml_path}: {'; '.join(missing)}, which "
+                         f"the operator has not granted. Pass {flags} to hand them "
+                         "to those steps (they never reach a layer), or remove "
+                         "them from the payload.")
 
 
 def build_plan(loaded: LoadedPayload, base_image: str = DEFAULT_BASE_IMAGE) -> Plan:

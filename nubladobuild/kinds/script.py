@@ -8,7 +8,16 @@ from pathlib import Path
 
 from pydantic import Field
 
-from nubladobuild.fields import AbsPath, EnvName, EnvValue, Prefix, RelFile, Strict
+from nubladobuild.fields import (
+    SECRET_IDS,
+    AbsPath,
+    EnvName,
+    EnvValue,
+    Prefix,
+    RelFile,
+    SecretName,
+    Strict,
+)
 from nubladobuild.kinds._protocol import (
     MAX_TREE_BYTES,
     MAX_TREE_FILES,
@@ -43,6 +52,7 @@ class ScriptStep(Strict):
     prefix: Prefix
     env: dict[EnvName, EnvValue] = Field(default_factory=dict, max_length=256)
     python: AbsPath | None = None
+    secrets: list[SecretName] = Field(default_factory=list, max_length=2)
 
 
 def _walk(root: Path, ctx: StepContext, skip: tuple[str, ...]) -> None:
@@ -112,7 +122,9 @@ def plan(index: int, spec: ScriptStep, step: StepInput, payload: object) -> Step
         files=dict(sorted(step.files.items())),
         modes=dict(step.modes),
         vars={"path": spec.path, "prefix": spec.prefix},
-        data={"env": sorted(spec.env.items())},
+        data={"env": sorted(spec.env.items()),
+              "secrets": [i for name in sorted(set(spec.secrets))
+                          for i in SECRET_IDS[name]]},
     )
 
 
