@@ -150,7 +150,7 @@ def test_plan_renders_the_step_label_and_links_file(tmp_path: Path) -> None:
     dockerfile = dockerfile_of(plan)
     step = dockerfile.index("apply-compat /tmp/nb-compat-links.tsv")
     assert dockerfile.index("kernel/kernel.json") < step < dockerfile.index(
-        "verify-isolation")
+        "nublado-guard")
     files = files_of(plan)
     text = files["compat/links.tsv"][0].decode()
     assert f"link\t{LEGACY}/runlab.sh\t/usr/local/share/jupyterlab/runlab\t" \

@@ -98,7 +98,7 @@ def test_conda_render(tmp_path: Path) -> None:
     shutil.copytree(REPO / "payloads" / "conda-demo", tmp_path / "p")
     plan = plan_of(tmp_path / "p")
     text = dockerfile_of(plan)
-    stage, final = text.split("\nFROM ${BASE_IMAGE}\n")
+    stage, final = text.split("\nFROM ${BASE_IMAGE} AS nublado-payload\n")
     assert "FROM ${BASE_IMAGE} AS conda-0" in stage
     assert "py-rattler==0.28.0" in stage
     assert "--mount=type=secret,id=ca" in stage

@@ -31,7 +31,7 @@ def test_dockerfile_shape() -> None:
     assert "# syntax" not in dockerfile
     assert "ARG BASE_IMAGE=example/base:1" in dockerfile
     assert "--mount=type=secret,id=ca" in dockerfile
-    assert dockerfile.index("install-pip") < dockerfile.index("verify-isolation")
+    assert dockerfile.index("install-pip") < dockerfile.index("AS nublado-guard")
     # The user, entrypoint and command are literal values, last.
     assert dockerfile.rstrip().endswith('ENTRYPOINT ["tini", "--"]\n'
                                         'CMD ["/usr/local/share/jupyterlab/runlab"]\n'
