@@ -32,6 +32,8 @@ PAYLOAD_FILE = "payload.yaml"
 MAX_PAYLOAD_BYTES = 256 * 1024
 #: payload.yaml whose aliases expand to more values than this is refused.
 MAX_YAML_NODES = 100_000
+#: ... or to more text than this (characters, all values together).
+MAX_EXPANDED_CHARS = 1024 * 1024
 
 #: Tags pydantic puts in an error's location for union members.
 _UNION_TAGS = ("str", "constrained-str")
@@ -110,6 +112,30 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
         for item in node.value:
             total += _expanded_size(item, sizes)
     sizes[key] = min(total, MAX_YAML_NODES + 1)
+    return sizes[key]
+
+
+def _expanded_chars(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Return the text ``node`` stands for once aliases are expanded (chars).
+
+    Memoized like :func:`_expanded_size`: a long string referenced many
+    times costs its expansion here, so it can be refused before anything
+    is rendered from it.
+    """
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    sizes[key] = MAX_EXPANDED_CHARS + 1
+    if isinstance(node, yaml.ScalarNode):
+        total = len(str(node.value))
+    elif isinstance(node, yaml.MappingNode):
+        total = sum(_expanded_chars(k, sizes) + _expanded_chars(v, sizes)
+                    for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        total = sum(_expanded_chars(item, sizes) for item in node.value)
+    else:
+        total = 0
+    sizes[key] = min(total, MAX_EXPANDED_CHARS + 1)
     return sizes[key]
 
 
@@ -338,6 +364,11 @@ def load_payload(directory: Path) -> LoadedPayload:
         raise PayloadInvalid([Problem(file, "", "YAML aliases expand to more than "
                                       f"{MAX_YAML_NODES} values (or refer to "
                                       "themselves); write the values out", 1)])
+    if node is not None and _expanded_chars(node, {}) > MAX_EXPANDED_CHARS:
+        raise PayloadInvalid([Problem(file, "", "the YAML expands to more than "
+                                      f"{MAX_EXPANDED_CHARS // 1024} KiB of text "
+                                      "(aliases repeating long values?); a payload "
+                                      "description is far smaller", 1)])
     if node is not None:
         _compose_lines(node, (), lines, dupes)
     if not isinstance(data, dict):

@@ -19,6 +19,9 @@ from nubladobuild.resolve import Resolved
 from nubladobuild.resources import data_root
 from nubladobuild.templating import render_template
 
+#: A rendered context larger than this is refused (the payload directory
+#: copied for script steps is bounded on its own when it is read).
+MAX_CONTEXT_BYTES = 4 * 1024 * 1024 * 1024
 #: The file that marks a directory as a rendered context (``render -o``
 #: replaces only such directories).
 MARKER = ".nublado-build-context"
@@ -116,6 +119,11 @@ def render(plan: Plan, resolved: Resolved, out: Path) -> Path:
     """
     STAGES.info("render %s", plan.name)
     files = context_files(plan, resolved)
+    size = sum(len(content) for content, _ in files.values())
+    if size > MAX_CONTEXT_BYTES:
+        raise InputError(f"{plan.loaded.yaml_path}: the build context would be "
+                         f"{size >> 20} MiB, over {MAX_CONTEXT_BYTES >> 20} MiB; "
+                         "move large data out of the payload directory")
     _prepare(out)
     try:
         for relative, (content, mode) in sorted(files.items()):

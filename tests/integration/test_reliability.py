@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import uuid
@@ -264,9 +265,13 @@ def test_failed_install_leaves_nothing_behind(base_image: str, tmp_path: Path
         docker("rmi", tag, check=False)
 
 
-def test_sigint_mid_build_keeps_previous_tag(base_image: str, tmp_path: Path
-                                             ) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM],
+                         ids=["SIGINT", "SIGTERM"])
+def test_signal_mid_build_keeps_previous_tag(base_image: str, tmp_path: Path,
+                                             signum: int) -> None:
+    """SIGINT and SIGTERM stop the build: tags kept, secret files gone."""
     payload = write_payload(tmp_path / "slow", "slow", "numpy\npandas\n")
+    secret_dirs = set(Path(tempfile.gettempdir()).glob("nublado-secrets-*"))
     tag = f"nb-interrupted:{TEST_TAG}"
     docker("tag", base_image, tag)
     previous = docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
@@ -283,7 +288,7 @@ def test_sigint_mid_build_keeps_previous_tag(base_image: str, tmp_path: Path
         if "install-pip" in line or time.monotonic() > deadline:
             break
     time.sleep(3)  # well inside the pip step
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     rest, _ = proc.communicate(timeout=120)
     output = "".join(seen) + rest
     try:
@@ -294,6 +299,12 @@ def test_sigint_mid_build_keeps_previous_tag(base_image: str, tmp_path: Path
                       tag).stdout.strip() == previous
         time.sleep(2)
         assert not leftovers(before, {"slow", "nb-interrupted"})
+        assert set(Path(tempfile.gettempdir()).glob("nublado-secrets-*")) \
+            == secret_dirs
+        builds = subprocess.run(["pgrep", "-f", "nublado-context-[^ ]*/slow"],
+                                capture_output=True, text=True,
+                                check=False).stdout.split()
+        assert builds == [], "a docker build of the payload still runs"
     finally:
         docker("rmi", tag, check=False)
 
