@@ -245,7 +245,7 @@ def build(payload_dir: Path, base_image: str, tags: tuple[str, ...],
     out.result({"image_id": result.image_id, "tags": list(result.tags),
                 "payload": built.plan.name, "base": base_image,
                 "kernel": built.plan.kernel.name, "python": built.plan.python,
-                "seconds": round(result.seconds, 1)},
+                "seconds": round(result.seconds, 1), "log": str(result.log)},
                f"built {', '.join(result.tags)} ({result.image_id[:19]}) in "
                f"{result.seconds:.0f} s")
 
