@@ -223,3 +223,24 @@ def test_apply_compat_is_strict_bash() -> None:
     assert text.startswith("#!/bin/bash\n")
     assert "set -euo pipefail" in text
     assert REPO.joinpath("base/build/apply-compat").stat().st_mode & 0o111
+
+
+def test_conda_kernel_without_setup_gets_the_legacy_wrapper_link(tmp_path: Path
+                                                                ) -> None:
+    """Regression (issue 9): validate and the plan agree on the wrapper.
+
+    A conda kernel runs through a wrapper (conda activation), so the
+    nublado-legacy profile's ``{kernel.wrapper}`` resolves; compat used to
+    derive kernel files without the activation and refused it.
+    """
+    (tmp_path / "environment.yml").write_text(
+        "channels: [conda-forge]\ndependencies: [python=3.11, ipykernel]\n")
+    (tmp_path / "payload.yaml").write_text(
+        "name: conda-legacy\ninstall:\n  - conda: {environment: environment.yml}\n"
+        "kernel: {name: cl, display_name: CL}\ncompat: [nublado-legacy]\n")
+    plan = plan_of(tmp_path)
+    links = {link.path: link.target for link in plan.compat.links}
+    assert plan.kernel.wrapper_path == "/usr/local/share/jupyterlab/kernels/cl/launch"
+    assert links[f"{LEGACY}/lsstlaunch.bash"] == plan.kernel.wrapper_path
+    assert links[f"{LEGACY}/lsst_kernel.json"] == \
+        "/usr/local/share/jupyter/kernels/cl/kernel.json"
