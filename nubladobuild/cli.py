@@ -233,9 +233,9 @@ def build(payload_dir: Path, base_image: str, tags: tuple[str, ...],
     out = Output(as_json)
     loaded = load_payload(payload_dir)
     plan = plan_payload(loaded, check_base_reference(base_image))  # input errors first
-    check_grants(plan, allow_secrets)
     check_tags(tags)
     check_build_tags(loaded.model, loaded.yaml_path, tags)
+    check_grants(plan, allow_secrets)
     secrets = host_secrets(ca_bundle, index_url, not no_host_config)
     with tempfile.TemporaryDirectory(prefix="nublado-context-") as tmp:
         built = build_payload(plan=plan, tags=list(tags), secrets=secrets,
