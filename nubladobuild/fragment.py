@@ -375,10 +375,13 @@ def _scan_characters(lines: list[str]) -> tuple[list[str], list[FragmentProblem]
     """Refuse bad characters and over-long lines; return lines safe to parse."""
     clean: list[str] = []
     problems: list[FragmentProblem] = []
+    first: dict[str, tuple[int, str]] = {}  # each character once, first line
+    counts: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
         bad = sorted({(ch, msg) for ch in line if (msg := _char_problem(ch))})
-        for _ch, msg in bad:
-            problems.append(FragmentProblem(number, f"character {msg}"))
+        for ch, msg in bad:
+            first.setdefault(ch, (number, msg))
+            counts[ch] = counts.get(ch, 0) + 1
         if len(line) > MAX_LINE_CHARS:
             problems.append(FragmentProblem(number, (
                 f"the line is {len(line)} characters long (at most "
@@ -388,6 +391,10 @@ def _scan_characters(lines: list[str]) -> tuple[list[str], list[FragmentProblem]
             continue
         clean.append("".join(" " if _char_problem(ch) else ch for ch in line)
                      if bad else line)
+    for ch, (number, msg) in first.items():
+        more = counts[ch] - 1
+        problems.append(FragmentProblem(number, f"character {msg}" + (
+            f" (on {more} more line{'s' if more > 1 else ''})" if more else "")))
     return clean, problems
 
 
