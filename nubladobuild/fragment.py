@@ -721,8 +721,9 @@ def _check_copy(instr: Instruction, state: _State
                 return None, [f"COPY source {source!r} does not exist in the "
                               f"payload directory {state.directory}"]
             if not (path.is_file() or path.is_dir()):
-                return None, [f"COPY source {source!r} is not a regular file or "
-                              "directory"]
+                return None, [f"COPY source {hit!r} is a special file (not a "
+                              "regular file or directory); remove it or name "
+                              "the files to copy"]
             matched.append(hit)
     if dest.startswith("/"):
         dest_abs = dest
