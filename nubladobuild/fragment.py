@@ -221,7 +221,7 @@ _MOUNT_VALUE = re.compile(r"^[A-Za-z0-9_.,=/:@+-]+$")
 _FLAG = re.compile(r"^--([A-Za-z0-9-]*)(?:=(.*))?$", re.DOTALL)
 _CHOWN = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?"
                     r"|\$LAB_USER|\$\{LAB_USER\})$")
-_CHMOD = re.compile(r"^[0-7]{3,4}$")
+_CHMOD = re.compile(r"^0?[0-7]{3}$")  # no setuid, setgid or sticky bits
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 _PATH_ENTRY = re.compile(r"^/[A-Za-z0-9._+@%,=~/-]*$")
@@ -680,7 +680,9 @@ def _check_copy(instr: Instruction, state: _State
         if value is None or not pattern.match(value):
             out.append(f"COPY --{name}={value or ''} is refused: use "
                        + ("USER[:GROUP] (names or numbers) or ${LAB_USER}"
-                          if name == "chown" else "an octal mode (0755)"))
+                          if name == "chown" else
+                          "an octal mode without setuid, setgid or sticky bits "
+                          "(0755)"))
             continue
         flags.append(f"--{name}={value}")
     if out:

@@ -247,6 +247,7 @@ def test_allowed_instructions_pass(tmp_path: Path) -> None:
     ("COPY --parents data/a.txt /opt/", "COPY --parents is refused"),
     ("COPY --chown=0:0 --chown=1:1 data/a.txt /opt/", "--chown is given twice"),
     ("COPY --chmod=u+s data/a.txt /opt/", "COPY --chmod=u+s is refused"),
+    ("COPY --chmod=4755 data/a.txt /opt/", "without setuid"),
     ("COPY --chown=$EVIL data/a.txt /opt/", "COPY --chown=$EVIL is refused"),
     ("COPY ../secret /opt/", "escapes the payload directory"),
     ("COPY data/../../secret /opt/", "escapes the payload directory"),
