@@ -36,16 +36,25 @@ instructions.
 What is refused beyond the instruction allow-list
 -------------------------------------------------
 - flags other than ``RUN --mount`` (``type=cache``, ``type=tmpfs``; ``type=secret``
-  only for secrets the payload was granted) and ``COPY --chown``/``--chmod``;
-  mount options are matched case-insensitively, with a strict character set
-  (no quotes, no variables) so that no later expansion can change them;
+  only for secrets the payload was granted) and ``COPY --chown``/``--chmod``
+  (no setuid, setgid or sticky bits); mount options are matched
+  case-insensitively, with a strict character set (no quotes, no variables)
+  so that no later expansion can change them;
 - here-documents (``RUN <<EOF``): engines before Dockerfile 1.4 read their
   lines as instructions, so what runs would depend on the engine;
 - ``ENV``/``ARG`` names nublado-build, the lab start-up or the Nublado
   controller use, names that reach the JupyterLab server process or the build
-  steps that follow (``PYTHON*``, ``LD_*``, ``BASH_ENV``, ``JUPYTER*``, proxies,
-  package index settings, ...); ``PATH`` entries inside protected trees;
-- ``LABEL`` keys under ``io.nublado.`` or ``org.opencontainers.``;
+  steps that follow (``PYTHON*``, ``LD_*``, ``BASH_ENV``, ``JUPYTER*``, ``HOME``,
+  ``XDG_*``, proxies, CA and package index settings, ...), compared
+  case-insensitively; a few harmless ones are allowed (``PYTHONUNBUFFERED``,
+  ``PIP_NO_CACHE_DIR``, ...). Names and label keys must be written plainly (no
+  quotes, escapes or variables, which BuildKit would expand);
+- ``PATH``: a payload may put its own directories first
+  (``ENV PATH=/opt/x/bin:$PATH`` is how it exposes its tools to kernels and
+  terminals), but every entry must be an absolute directory outside the
+  protected trees and the world-writable temporary ones, or ``$PATH``
+  itself; no other variables and no empty entries (the current directory);
+- ``LABEL`` keys under ``io.nublado`` or ``org.opencontainers``;
 - ``WORKDIR``, ``COPY`` destinations and mount targets inside protected trees
   (the lab tree, the server configuration, the kernelspecs, the base
   interpreter and its standard library, the loader's preload files);
