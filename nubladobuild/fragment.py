@@ -296,6 +296,8 @@ class Instruction:
         Whether it is written in JSON (exec) form.
     heredoc : bool
         Whether BuildKit reads a here-document in it.
+    command : str
+        For ``RUN``: the command as spliced (shell text, or a JSON array).
 
     """
 
@@ -308,6 +310,7 @@ class Instruction:
     value: tuple[str, ...] = ()
     json: bool = False
     heredoc: bool = False
+    command: str = ""
 
 
 @dataclass(frozen=True)
@@ -428,13 +431,18 @@ def _parse_error_line(lines: list[str]) -> int:
     return low
 
 
+def _run_command(cmd: _Command) -> str:
+    """Return a RUN's command as spliced: the shell text, or the JSON array."""
+    if cmd.json:
+        return json.dumps(list(cmd.value))
+    return cmd.value[0] if cmd.value else ""
+
+
 def _canonical(cmd: _Command, keyword: str) -> str:
     """Rebuild the single line spliced for an instruction (not COPY)."""
     if keyword == "RUN":
         flags = "".join(f"{f} " for f in cmd.flags)
-        command = json.dumps(list(cmd.value)) if cmd.json else \
-            (cmd.value[0] if cmd.value else "")
-        return f"RUN {flags}{command}"
+        return f"RUN {flags}{_run_command(cmd)}"
     return cmd.original.strip()
 
 
@@ -495,6 +503,7 @@ def parse_fragment(text: str) -> tuple[list[Instruction], list[FragmentProblem]]
             lines=(_canonical(cmd, keyword),), end_line=min(cmd.end_line - 1,
                                                             len(clean)),
             flags=tuple(cmd.flags), value=tuple(cmd.value), json=bool(cmd.json),
+            command=_run_command(cmd) if keyword == "RUN" else "",
             heredoc=bool(cmd.heredocs) or (keyword in ("RUN", "COPY", "ADD")
                                            and bool(_HEREDOC_WORD.search(args)))))
     return instructions, problems
@@ -1043,13 +1052,18 @@ class Spliced:
 
     Either ``lines`` (one line, rebuilt from what was checked) or a ``COPY``
     with ``copy_flags`` and ``copy_args`` (sources rewritten into the build
-    context, JSON form).
+    context, JSON form). A ``RUN`` also has ``run_flags`` and
+    ``run_command`` (``lines`` is ``RUN <run_flags> <run_command>``), so that
+    a template can add its own mounts (``RUN <mounts> <run_flags>
+    <run_command>``) to the payload's commands.
     """
 
     line: int
     lines: tuple[str, ...] = ()
     copy_flags: tuple[str, ...] = ()
     copy_args: tuple[str, ...] = ()
+    run_flags: tuple[str, ...] = ()
+    run_command: str = ""
 
 
 def splice(fragment: Fragment, context_dir: str) -> tuple[Spliced, ...]:
@@ -1084,7 +1098,10 @@ def splice(fragment: Fragment, context_dir: str) -> tuple[Spliced, ...]:
     out: list[Spliced] = []
     for index, instr in enumerate(fragment.instructions):
         spec = fragment.copies.get(index)
-        if spec is None:
+        if instr.keyword == "RUN":
+            out.append(Spliced(instr.line, lines=instr.lines,
+                               run_flags=instr.flags, run_command=instr.command))
+        elif spec is None:
             out.append(Spliced(instr.line, lines=instr.lines))
         else:
             args = tuple(posixpath.join(context_dir, s) for s in spec.sources)

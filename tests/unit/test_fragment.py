@@ -351,6 +351,7 @@ def test_json_run_is_accepted_and_spliced_as_json(tmp_path: Path) -> None:
     assert frag.problems == ()
     (item,) = splice(frag, "ctx")
     assert json.loads(item.lines[0][len("RUN "):]) == ["/bin/sh", "-c", 'echo "hi"']
+    assert json.loads(item.run_command) == ["/bin/sh", "-c", 'echo "hi"']
 
 
 # --------------------------------------------------------------------------
@@ -596,6 +597,9 @@ def test_splice_rewrites_copy_sources_and_joins_lines(tmp_path: Path) -> None:
                                     "steps/01-dockerfile/src/bin/x", "/opt/e/")
     assert spliced[3].lines == (
         "RUN --mount=type=cache,target=/root/.cache/pip pip --version",)
+    assert spliced[3].run_flags == ("--mount=type=cache,target=/root/.cache/pip",)
+    assert spliced[3].run_command == "pip --version"
+    assert spliced[4].run_flags == () and spliced[4].run_command == ""
     assert spliced[4].lines == ("ENV A=1     B=2",)
     assert frag.files == ("bin/x", "data/a.txt")
 
