@@ -228,8 +228,7 @@ _MOUNT_KEYS: dict[str, frozenset[str]] = {
 _BARE_MOUNT_KEYS = frozenset({"ro", "readonly", "rw", "readwrite", "required"})
 _MOUNT_VALUE = re.compile(r"^[A-Za-z0-9_.,=/:@+-]+$")
 _FLAG = re.compile(r"^--([A-Za-z0-9-]*)(?:=(.*))?$", re.DOTALL)
-_CHOWN = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?"
-                    r"|\$LAB_USER|\$\{LAB_USER\})$")
+_CHOWN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")
 _CHMOD = re.compile(r"^0?[0-7]{3}$")  # no setuid, setgid or sticky bits
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
@@ -697,7 +696,7 @@ def _check_copy(instr: Instruction, state: _State
         pattern = _CHOWN if name == "chown" else _CHMOD
         if value is None or not pattern.match(value):
             out.append(f"COPY --{name}={value or ''} is refused: use "
-                       + ("USER[:GROUP] (names or numbers) or ${LAB_USER}"
+                       + ("USER[:GROUP] (names or numbers, no variables)"
                           if name == "chown" else
                           "an octal mode without setuid, setgid or sticky bits "
                           "(0755)"))
@@ -848,8 +847,8 @@ def name_problem(name: str, keyword: str = "ENV") -> str | None:
 
 def _path_value_problem(value: str) -> str | None:
     """Check ``ENV PATH``: absolute entries outside protected trees, or $PATH."""
-    if value.startswith(("'", '"')) and value.endswith(value[0]) and len(value) > 1:
-        value = value[1:-1]
+    if value.startswith('"') and value.endswith('"') and len(value) > 1:
+        value = value[1:-1]  # double quotes: BuildKit still expands $PATH
     for entry in value.split(":"):
         if entry in _PATH_SELF:
             continue

@@ -253,6 +253,7 @@ def test_allowed_instructions_pass(tmp_path: Path) -> None:
     ("COPY --chmod=u+s data/a.txt /opt/", "COPY --chmod=u+s is refused"),
     ("COPY --chmod=4755 data/a.txt /opt/", "without setuid"),
     ("COPY --chown=$EVIL data/a.txt /opt/", "COPY --chown=$EVIL is refused"),
+    ("COPY --chown=${LAB_USER} data/a.txt /opt/", "no variables"),
     ("COPY ../secret /opt/", "escapes the payload directory"),
     ("COPY data/../../secret /opt/", "escapes the payload directory"),
     ("COPY /etc/passwd /opt/", "is absolute"),
@@ -421,6 +422,7 @@ def test_path_accepted(tmp_path: Path, value: str) -> None:
     ("/tmp/x:$PATH", "anyone can write there"),
     ("$EVIL:$PATH", "no other variables"),
     ("$(evil):$PATH", "no other variables"),
+    ("'/opt/x/bin:$PATH'", "no other variables"),
 ])
 def test_path_refused(tmp_path: Path, value: str, needle: str) -> None:
     assert needle in messages(tmp_path, f"ENV PATH={value}\n")
