@@ -414,7 +414,11 @@ def _parse(text: str) -> tuple[list[_Command] | None, str]:
         commands = dockerfile.parse_string(text)
     except dockerfile.GoParseError as exc:
         return None, str(exc)
-    return [_Command(*c) for c in commands], ""
+    # The wrapper gives None for empty strings (an empty line's "original").
+    return [_Command(c.cmd or "", c.sub_cmd, bool(c.json), c.original or "",
+                     c.start_line, c.end_line, tuple(c.flags or ()),
+                     tuple(v or "" for v in c.value or ()), tuple(c.heredocs or ()))
+            for c in commands], ""
 
 
 def _parse_error_line(lines: list[str]) -> int:
@@ -495,8 +499,8 @@ def parse_fragment(text: str) -> tuple[list[Instruction], list[FragmentProblem]]
             "fragment; end the instruction on its last line")))
     instructions = []
     for cmd in commands:
-        keyword = (cmd.cmd or "").upper()
-        args = cmd.original.strip()[len(cmd.cmd or ""):].strip()
+        keyword = cmd.cmd.upper()
+        args = cmd.original.strip()[len(cmd.cmd):].strip()
         instructions.append(Instruction(
             line=cmd.start_line - 1, keyword=keyword, args=args,
             lines=(_canonical(cmd, keyword),), end_line=min(cmd.end_line - 1,

@@ -661,6 +661,40 @@ def test_validate_lists_fragment_problems_exit_2(tmp_path: Path) -> None:
     assert "Dockerfile.fragment:2: COPY --from is refused" in message
 
 
+_FUZZ_TOKENS = (
+    "RUN", "run", "COPY", "ENV", "ARG", "LABEL", "WORKDIR", "USER", "FROM", "ADD",
+    "ONBUILD", "SHELL", "--mount=type=cache,target=/x", "--mount=Type=bind",
+    '"type=bind"', "--network=host", "--from=x", "--chown=1:2", "--chmod=0755",
+    "\\\n", "\\\\\n", "\n", "\t", " ", "#", "# escape=`", "`\n", "<<EOF", "EOF",
+    "<<<", "'", '"', "$PATH", "${X}", "=", "a=b", "LAB_USER=0",
+    "PATH=/opt/x/bin:$PATH", "io.nublado.x=1", "/usr/local/share/jupyterlab",
+    "a.txt", "/opt/x/", "[", "]", '["a", "b"]', ",", "--", "-", "\r", "\x00",
+    "\u00a0", "\u00e9", "\u2028", "true", "echo hi",
+)
+
+
+def test_no_input_crashes_and_accepted_fragments_splice_cleanly(
+        tmp_path: Path) -> None:
+    import random
+    rnd = random.Random(20261124)
+    (tmp_path / "a.txt").write_text("a")
+    accepted = 0
+    for _ in range(1500):
+        text = "".join(rnd.choice(_FUZZ_TOKENS) + rnd.choice(("", " ", "\n"))
+                       for _ in range(rnd.randint(1, 25)))
+        path = fragment(tmp_path, text)
+        frag = check_fragment(path, tmp_path)
+        if frag.problems:
+            continue
+        accepted += 1
+        for item in splice(frag, "ctx"):
+            for line in item.lines:
+                assert "\n" not in line and not line.rstrip().endswith("\\")
+                (again,) = dockerfile.parse_string(line)
+                assert again.cmd.upper() in ALLOWED, (text, line)
+    assert accepted > 0
+
+
 # --------------------------------------------------------------------------
 # The corpus's fragment cases
 # --------------------------------------------------------------------------
