@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from nubladobuild.fields import RelFile, Strict
+from pydantic import Field
+
+from nubladobuild.fields import RelFile, SecretName, Strict
 from nubladobuild.fragment import check_fragment, splice
 from nubladobuild.kinds._protocol import (
     Environment,
@@ -21,13 +23,15 @@ class DockerfileStep(Strict):
     """A validated Dockerfile fragment spliced into the payload build."""
 
     path: RelFile
+    secrets: list[SecretName] = Field(default_factory=list, max_length=2)
 
 
 def load(spec: DockerfileStep, ctx: StepContext) -> None:
     """Parse and check the fragment; read the files its COPY lines name."""
     if ctx.read("path", spec.path) is None:
         return
-    fragment = check_fragment(ctx.directory / spec.path, ctx.directory)
+    fragment = check_fragment(ctx.directory / spec.path, ctx.directory,
+                              secrets=spec.secrets)
     for problem in fragment.problems:
         ctx.problem("path", f"{ctx.directory / spec.path}:{problem.line}: "
                     f"{problem.message}")

@@ -36,10 +36,26 @@ def fragment_payload(root: Path, name: str, run: str) -> Path:
     return root
 
 
+@pytest.mark.parametrize(("name", "run"), [
+    ("bnd-sitecustomize", f'echo "import os" > "{SITE}/sitecustomize.py"'),
+    ("bnd-chmod", f"chmod -R o+w {LAB}/venv"),
+    ("bnd-server-config",
+     "echo 'c = 0' >> /usr/local/etc/jupyter/jupyter_server_config.py"),
+])
+def test_install_steps_see_the_lab_venv_and_config_read_only(
+        base_image: str, tmp_path: Path, name: str, run: str) -> None:
+    """A fragment RUN that writes into the lab venv or the server config fails."""
+    payload = fragment_payload(tmp_path / name, name, run)
+    tag = f"{name}:{TEST_TAG}"
+    result = run_cli("build", str(payload), "--base", base_image, "--tag", tag,
+                     check=False)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Read-only file system" in result.stderr, result.stderr[-3000:]
+    assert "No image was tagged" in result.stderr
+    assert image_id(tag) is None
+
+
 @pytest.mark.parametrize(("name", "run", "reported"), [
-    ("bnd-sitecustomize", f'echo "import os" > "{SITE}/sitecustomize.py"',
-     "site-packages/sitecustomize.py: added (file)"),
-    ("bnd-chmod", f"chmod -R o+w {LAB}/venv", f"{LAB}/venv: mode changed"),
     ("bnd-etc-jupyter", "mkdir -p /etc/jupyter && echo 'c = 0' > "
      "/etc/jupyter/jupyter_server_config.py", "/etc/jupyter: added (dir)"),
     ("bnd-kernelspec", "mkdir -p /usr/local/share/jupyter/kernels/python3 && "

@@ -152,7 +152,10 @@ def test_dockerfile_render_resets_user_and_workdir(tmp_path: Path) -> None:
     fragment = text.split("# install[1]: dockerfile\n")[1].split("# install[2]")[0]
     assert 'COPY ["steps/01-dockerfile/src/a.txt", "./"]' in fragment
     assert fragment.rstrip().endswith("USER root\nWORKDIR /tmp")
-    assert fragment.index("WORKDIR /opt/w") < fragment.index("RUN ls")
+    # RUN lines get the read-only mounts of the lab tree before their command.
+    run = fragment[fragment.index("RUN "):fragment.index("    ls\n") + 7]
+    assert "from=nublado-base,source=/usr/local/share/jupyterlab/venv" in run
+    assert fragment.index("WORKDIR /opt/w") < fragment.index("    ls\n")
 
 
 def test_transplant_render(tmp_path: Path) -> None:
