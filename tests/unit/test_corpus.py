@@ -9,7 +9,7 @@ Every directory under ``tests/corpus/`` holds a payload and an
     2: ``nublado-build validate`` must refuse the payload, naming ``file``
     (relative to the case directory) and ``field`` (the YAML path) in its
     message; 0: a legitimate look-alike that must stay accepted (the output
-    says ``valid``).
+    says ``valid``). Accepted cases, and only they, are named ``ok-*``.
 ``contains`` / ``absent``
     Strings the output must hold / must not hold (credentials to be masked).
 ``generate``
@@ -203,20 +203,21 @@ def run_cases(names: list[str], root: Path, jobs: int) -> dict[str, Outcome]:
             if pid == 0:  # pragma: no cover - the child
                 _child(argv, expectation(name).get("env") or {}, *streams)
             running[pid] = (name, directory, time.monotonic())
-        pid, status = os.waitpid(-1, os.WNOHANG)
-        if pid == 0:
-            for child, (_, _, started) in running.items():
+        finished = False
+        for pid, (name, directory, started) in list(running.items()):
+            done, status = os.waitpid(pid, os.WNOHANG)  # only our own children
+            if done == 0:
                 if time.monotonic() - started > TIMEOUT:
-                    os.kill(child, signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
+                continue
+            finished = True
+            del running[pid]
+            results[name] = Outcome(
+                directory, expectation(name), os.waitstatus_to_exitcode(status),
+                (root / f"{name}.stdout").read_text(errors="replace"),
+                (root / f"{name}.stderr").read_text(errors="replace"))
+        if not finished:
             time.sleep(0.005)
-            continue
-        if pid not in running:
-            continue
-        name, directory, _ = running.pop(pid)
-        results[name] = Outcome(
-            directory, expectation(name), os.waitstatus_to_exitcode(status),
-            (root / f"{name}.stdout").read_text(errors="replace"),
-            (root / f"{name}.stderr").read_text(errors="replace"))
     return results
 
 
@@ -239,6 +240,7 @@ def test_every_case_is_well_formed() -> None:
             or (CORPUS / name / "payload.yaml").is_symlink() \
             or "payload.yaml" in generated or "argv" in expect, name
         assert expect["exit"] in (0, 2), name
+        assert name.startswith("ok-") == (expect["exit"] == 0), name
         if expect["exit"]:
             assert expect.get("file") or expect["class"] == "cli-flags", name
             assert "field" in expect, name
