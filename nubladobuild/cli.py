@@ -17,6 +17,7 @@ import click
 from nubladobuild import __version__
 from nubladobuild.builder import check_tags, stderr_sink
 from nubladobuild.errors import EXIT_INPUT, InputError, NubladoError, PayloadInvalid
+from nubladobuild.fields import control_characters
 from nubladobuild.images import (
     PYTHON_IMAGE_CHOICES,
     build_base,
@@ -58,6 +59,18 @@ class Output:
             click.echo(text)
 
 
+def _one_line_values(ctx: click.Context, param: click.Parameter,
+                     value: Any) -> Any:
+    """Refuse control characters in flag values before anything runs."""
+    values = value if isinstance(value, tuple) else (value,)
+    for item in values:
+        found = control_characters(item) if isinstance(item, str) else None
+        if found:
+            raise InputError(f"--{(param.name or '').replace('_', '-')}: contains "
+                             f"{found}; pass a single line")
+    return value
+
+
 def json_option(func: F) -> F:
     """Add ``--json`` (machine-readable output) to a command."""
     return click.option("--json", "as_json", is_flag=True,
@@ -69,7 +82,8 @@ def secret_options(func: F) -> F:
     func = click.option("--ca-bundle", type=click.Path(path_type=Path),
                         help="PEM CA bundle trusted inside the build (a BuildKit "
                         "secret). Default: pip's cert setting or the system one.")(func)
-    func = click.option("--index-url", help="Package index URL for pip inside the "
+    func = click.option("--index-url", callback=_one_line_values,
+                        help="Package index URL for pip inside the "
                         "build, credentials included (a BuildKit secret).")(func)
     return click.option("--no-host-config", is_flag=True, help="Do not read pip's "
                         "configuration and CA bundle from this host.")(func)
@@ -87,6 +101,7 @@ def allow_secret_option(func: F) -> F:
 def conda_channel_option(func: F) -> F:
     """Add ``--conda-channel`` (replaces the channels of every conda step)."""
     return click.option("--conda-channel", "conda_channels", multiple=True,
+                        callback=_one_line_values,
                         envvar="NUBLADO_CONDA_CHANNEL", help="Conda channel name or "
                         "URL (https://, file:///) to solve against instead of the "
                         "payload's; repeat for several. Env: NUBLADO_CONDA_CHANNEL "

@@ -26,7 +26,10 @@ PROTECTED_TREES: tuple[tuple[str, str], ...] = (
     ("/usr/local/share/jupyter", "Jupyter data the server reads (kernelspecs, "
      "lab settings)"),
     ("/usr/share/jupyter", "Jupyter data the server reads"),
-    ("/usr/local/lib/python3", "the base interpreter's standard library"),
+    ("/usr/local/lib/python3*", "the base interpreter's standard library"),
+    ("/usr/local/lib/libpython*", "the base interpreter's library"),
+    ("/usr/local/bin/python*", "the base interpreter (the lab venv runs it)"),
+    ("/usr/bin/python*", "the system interpreter (a base may run the lab on it)"),
     ("/proc", "a kernel file system"),
     ("/sys", "a kernel file system"),
     ("/dev", "device files"),
@@ -42,6 +45,7 @@ PROTECTED_TREES: tuple[tuple[str, str], ...] = (
     ("/usr/bin", "a system directory"),
     ("/usr/sbin", "a system directory"),
     ("/usr/lib", "a system directory"),
+    ("/usr/lib64", "a system directory (the dynamic loader)"),
     ("/usr/include", "a system directory"),
     ("/root", "root's home"),
 )
@@ -61,27 +65,36 @@ _CONTROL_OR_TAB = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def inside(path: str, root: str) -> bool:
-    """Return whether ``path`` is ``root`` or lies below it."""
+    """Return whether ``path`` is ``root`` or lies below it.
+
+    A ``root`` ending in ``*`` matches every name it starts (``python3.13``,
+    ``python3``, ``libpython3.13.so.1.0``) and what lies below those.
+    """
+    if root.endswith("*"):
+        return path.startswith(root[:-1])
     root = root.rstrip("/")
-    return path == root or path.startswith(root + "/") or \
-        (root == "/usr/local/lib/python3" and path.startswith(root))
+    return path == root or path.startswith(root + "/")
 
 
 def protected_reason(path: str) -> str | None:
     """Return why ``path`` may not be installed into, or None when it may."""
     for root, reason in PROTECTED_TREES:
         if inside(path, root):
-            return f"{root} is {reason}"
+            return f"{root.rstrip('*')} is {reason}"
     if path in SYSTEM_DIRS:
         return f"{path} is a system directory"
     return None
 
 
 def covers_protected(path: str) -> str | None:
-    """Return the protected tree that lies inside ``path`` (or is it), if any."""
+    """Return the protected tree that lies inside ``path`` (or is it), if any.
+
+    A transplanted or linked directory replaces everything below it: one
+    that holds a protected tree replaces that tree too.
+    """
     for root, reason in PROTECTED_TREES:
-        if inside(root, path):
-            return f"{root} ({reason})"
+        if inside(root.rstrip("*"), path):
+            return f"{root.rstrip('*')} ({reason})"
     return None
 
 
@@ -103,7 +116,8 @@ def _absolute_path(value: str) -> str:
         raise ValueError(
             f"{value!r} contains characters other than letters, digits and ._+-/"
         )
-    if ".." in value.split("/") or posixpath.normpath(value) != value.rstrip("/"):
+    if ".." in value.split("/") or \
+            posixpath.normpath(value) != (value.rstrip("/") or "/"):
         raise ValueError(f"{value!r} must be a normalized path without '..'")
     return value.rstrip("/") or "/"
 
@@ -116,6 +130,26 @@ def _prefix(value: str) -> str:
             f"{value!r} cannot be a payload prefix: {reason}; install into a "
             "dedicated directory such as /opt/<payload>"
         )
+    return value
+
+
+def _replaceable(value: str) -> str:
+    """Check a path copied whole: no protected tree in it or above it."""
+    value = _prefix(value)
+    covered = covers_protected(value)
+    if covered is not None:
+        raise ValueError(f"{value!r} cannot be a payload prefix: it holds "
+                         f"{covered}; copy a directory below it")
+    return value
+
+
+def _interpreter(value: str) -> str:
+    """Check an interpreter a kernel or step runs: never the lab's own."""
+    value = _absolute_path(value)
+    if inside(value, LAB_ROOT):
+        raise ValueError(f"{value!r} is inside the JupyterLab tree {LAB_ROOT}; a "
+                         "kernel must run the payload's interpreter, never the "
+                         "lab's")
     return value
 
 
@@ -148,6 +182,10 @@ def _text(value: str) -> str:
 
 AbsPath = Annotated[str, AfterValidator(_absolute_path)]
 Prefix = Annotated[str, AfterValidator(_prefix)]
+#: A prefix copied whole into the image (transplant paths).
+WholePath = Annotated[str, AfterValidator(_replaceable)]
+#: An interpreter a kernel or install step names.
+Interpreter = Annotated[str, AfterValidator(_interpreter)]
 RelFile = Annotated[str, AfterValidator(_relative_file)]
 Line = Annotated[str, AfterValidator(_one_line)]
 EnvValue = Annotated[str, StringConstraints(max_length=8192),

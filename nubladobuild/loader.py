@@ -319,6 +319,16 @@ def load_payload(directory: Path) -> LoadedPayload:
                          f"directory that holds {PAYLOAD_FILE}.")
     path = directory / PAYLOAD_FILE
     file = str(path)
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True).relative_to(directory.resolve())
+        except (OSError, RuntimeError):
+            raise InputError(f"{file}: is a symbolic link that loops or points to "
+                             f"nothing. Make {PAYLOAD_FILE} a regular file.") from None
+        except ValueError:
+            raise InputError(f"{file}: is a symbolic link that resolves outside "
+                             f"the payload directory. Copy the file into "
+                             f"{directory}.") from None
     if not path.exists():
         raise InputError(f"{file}: no {PAYLOAD_FILE} in {directory}. Create one "
                          "(see the README for an example).")

@@ -21,9 +21,11 @@ _INDEX = re.compile(r"^(-i|-f|--index-url|--extra-index-url|--trusted-host|"
 #: Options that are harmless for the install (pip accepts them per line).
 _ALLOWED_OPTIONS = ("--hash", "--prefer-binary", "--only-binary", "--no-binary",
                     "--pre", "--use-feature", "--config-settings")
-#: Requirement forms that point at the file system or an arbitrary URL.
+#: Requirement forms that point at the file system: paths, file URLs,
+#: editables, archives and wheels named as files, directories with a "/".
 _LOCAL = re.compile(r"^(\.|/|~|file:|-e\b|--editable\b|[A-Za-z0-9._-]+\s*@\s*"
-                    r"(file:|\.|/))", re.IGNORECASE)
+                    r"(file:|\.|/)|[^\s;@]*/[^\s;]*$|[^\s;@]+\.(whl|zip|tar\.gz|"
+                    r"tgz|tar\.bz2|tar\.xz|tar)(\s|;|$))", re.IGNORECASE)
 
 
 def canonical(name: str) -> str:
@@ -108,6 +110,7 @@ def parse_requirements(text: str) -> Requirements:
     names: set[str] = set()
     hashed = False
     problems: list[tuple[int, str]] = []
+    text = text.removeprefix("\ufeff")  # pip drops a UTF-8 BOM too
     for number, line in _logical_lines(text):
         if not line.strip():
             continue

@@ -25,12 +25,14 @@ from nubladobuild.fields import (
     DnsLabel,
     EnvName,
     EnvValue,
+    Interpreter,
     KernelName,
     Line,
     RelFile,
     Strict,
     Text,
     _absolute_path,
+    inside,
 )
 from nubladobuild.kinds import KINDS, Environment
 from nubladobuild.kinds.conda import CondaStep
@@ -87,7 +89,7 @@ class Kernel(Strict):
 
     name: KernelName
     display_name: Annotated[Line, StringConstraints(min_length=1, max_length=128)]
-    python: AbsPath | None = None
+    python: Interpreter | None = None
     setup: list[Line] = Field(default_factory=list, max_length=256)
     env: dict[EnvName, EnvValue] = Field(default_factory=dict, max_length=256)
 
@@ -120,7 +122,12 @@ def _compat_target(value: str) -> str:
                                  "follow")
             _absolute_path(rest)
         return value
-    return _absolute_path(value)
+    value = _absolute_path(value)
+    for root in ("/run", "/proc", "/sys", "/dev"):
+        if inside(value, root):
+            raise ValueError(f"{value!r} is in {root} (build-time secrets, kernel "
+                             "and device files): a compat link may not point there")
+    return value
 
 
 class CompatLink(Strict):

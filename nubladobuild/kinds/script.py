@@ -10,9 +10,9 @@ from pydantic import Field
 
 from nubladobuild.fields import (
     SECRET_IDS,
-    AbsPath,
     EnvName,
     EnvValue,
+    Interpreter,
     Prefix,
     RelFile,
     SecretName,
@@ -51,7 +51,7 @@ class ScriptStep(Strict):
     path: RelFile
     prefix: Prefix
     env: dict[EnvName, EnvValue] = Field(default_factory=dict, max_length=256)
-    python: AbsPath | None = None
+    python: Interpreter | None = None
     secrets: list[SecretName] = Field(default_factory=list, max_length=2)
 
 

@@ -6,7 +6,7 @@ import posixpath
 
 from pydantic import Field
 
-from nubladobuild.fields import AbsPath, Prefix, Strict
+from nubladobuild.fields import Interpreter, Strict, WholePath
 from nubladobuild.kinds._protocol import (
     Environment,
     Kind,
@@ -21,8 +21,8 @@ class TransplantStep(Strict):
     """Directories copied from another image."""
 
     image: ImageRefField
-    paths: list[Prefix] = Field(min_length=1, max_length=64)
-    python: AbsPath | None = None
+    paths: list[WholePath] = Field(min_length=1, max_length=64)
+    python: Interpreter | None = None
 
 
 def load(spec: TransplantStep, ctx: StepContext) -> None:

@@ -60,15 +60,15 @@ TIMEOUT = 180
 CLASSES = ("injection", "parser-differential", "guard-bypass", "index-redirection",
            "secrets", "resource-bomb", "special-files", "cli-flags", "schema", "yaml")
 
-#: How many cases each class holds (refused, accepted), fragment-* cases
-#: excepted (they have their own count). Update it with the corpus: a case
-#: that disappears makes this test fail.
+#: How many cases each class holds (refused, accepted), fragment cases
+#: included. Update it with the corpus: a case that disappears makes this
+#: test fail.
 COUNTS: dict[str, tuple[int, int]] = {
     "injection": (58, 6),
-    "parser-differential": (11, 2),
-    "guard-bypass": (52, 10),
+    "parser-differential": (52, 12),
+    "guard-bypass": (120, 25),
     "index-redirection": (44, 12),
-    "secrets": (11, 1),
+    "secrets": (12, 2),
     "resource-bomb": (17, 1),
     "special-files": (19, 2),
     "cli-flags": (12, 2),
@@ -228,10 +228,6 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     return run_cases(CASES, root, max(2, os.cpu_count() or 2))
 
 
-def _own(name: str) -> bool:
-    return not name.startswith("fragment-")
-
-
 def test_every_case_is_well_formed() -> None:
     for name in CASES:
         expect = expectation(name)
@@ -256,10 +252,10 @@ def test_every_case_has_a_class() -> None:
 
 def test_corpus_counts_per_class() -> None:
     counts: Counter[tuple[str, int]] = Counter(
-        (expectation(n)["class"], expectation(n)["exit"]) for n in CASES if _own(n))
+        (expectation(n)["class"], expectation(n)["exit"]) for n in CASES)
     found = {cls: (counts[cls, 2], counts[cls, 0]) for cls in CLASSES}
     assert found == COUNTS
-    assert sum(r + a for r, a in found.values()) >= 115
+    assert sum(r + a for r, a in found.values()) == 459
     assert sum(a for _, a in found.values()) >= 20
 
 

@@ -1,8 +1,8 @@
 """Dockerfile fragments: parsing as BuildKit does, every refusal, splicing.
 
 The fragment cases of the corpus (``tests/corpus/fragment-*``) run here too:
-the refused ones (``expect.yaml``) through ``check_fragment`` for the line and
-message, the accepted look-alikes (``accept.yaml``) through ``check_fragment``
+the refused ones (``fragment-*``) through ``check_fragment`` for the line and
+message, the accepted look-alikes (``ok-fragment-*``) through ``check_fragment``
 and ``nublado-build validate`` (exit 0).
 """
 
@@ -36,10 +36,11 @@ from nubladobuild.loader import load_payload
 dockerfile: Any = importlib.import_module("dockerfile")
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
-FRAGMENT_CASES = sorted(p.name for p in CORPUS.glob("fragment-*")
+FRAGMENT_CASES = sorted(p.name for p in [*CORPUS.glob("fragment-*"),
+                                         *CORPUS.glob("ok-fragment-*")]
                         if (p / "Dockerfile.fragment").exists())
-REFUSED_CASES = [n for n in FRAGMENT_CASES if (CORPUS / n / "expect.yaml").is_file()]
-ACCEPTED_CASES = [n for n in FRAGMENT_CASES if (CORPUS / n / "accept.yaml").is_file()]
+REFUSED_CASES = [n for n in FRAGMENT_CASES if not n.startswith("ok-")]
+ACCEPTED_CASES = [n for n in FRAGMENT_CASES if n.startswith("ok-")]
 
 
 def fragment(tmp_path: Path, text: str, files: dict[str, str] | None = None) -> Path:
