@@ -164,7 +164,8 @@ def test_legacy_start_controller_config_dir_is_not_a_config_path(
     """JUPYTERLAB_CONFIG_DIR is the old start scripts' home, not Jupyter config."""
     box, _, _ = legacy_lab
     environ = box.exec("bash", "-c", "tr '\\0' '\\n' < /proc/$(cut -d' ' -f1 "
-                       "/proc/1/task/1/children)/environ", check=True).stdout.splitlines()
+                       "/proc/1/task/1/children)/environ",
+                       check=True).stdout.splitlines()
     env = dict(line.split("=", 1) for line in environ if "=" in line)
     assert LEGACY_DIR not in env.get("JUPYTER_CONFIG_PATH", "").split(":")
     assert env["JUPYTERLAB_CONFIG_DIR"] == LEGACY_DIR

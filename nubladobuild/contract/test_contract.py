@@ -199,7 +199,7 @@ def test_lab_offers_payload_kernels_only(lab: tuple[Container, str],
 
 
 def test_lab_server_runs_from_lab_venv(lab: tuple[Container, str]) -> None:
-    """tini is PID 1; its child, the server, is the lab venv's Python (-I)."""
+    """Tini is PID 1; its child, the server, is the lab venv's Python (-I)."""
     box, _ = lab
     proc = box.exec("bash", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; "
                     "tr '\\0' ' ' < /proc/$(cut -d' ' -f1 /proc/1/task/1/children)"

@@ -96,7 +96,7 @@ class FakeHub:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 token = self.headers.get("Authorization", "").split(" ", 1)[-1]
                 if self.path.rstrip("/") == "/hub/api":
                     self._reply(200, {"version": "6.1.1"})
@@ -112,7 +112,7 @@ class FakeHub:
                 else:
                     self._reply(404, {"status": 404})
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 hub.activity += 1
                 self._reply(200, {})
@@ -239,8 +239,9 @@ def start_lab(image: str, startup: Path, volume: str, hub: FakeHub) -> Lab:
     while time.monotonic() - start < 120:
         try:
             request = urllib.request.Request(
-                f"{base}/api/status", headers={"Authorization": f"token {hub.user_token}"})
-            with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310
+                f"{base}/api/status",
+                headers={"Authorization": f"token {hub.user_token}"})
+            with urllib.request.urlopen(request, timeout=5) as resp:
                 json.loads(resp.read())
             return Lab(name, base, hub.user_token, time.monotonic() - start)
         except OSError:
@@ -287,7 +288,7 @@ def browser_websockets(monkeypatch: pytest.MonkeyPatch) -> None:
 def get(lab: Lab, path: str) -> Any:
     request = urllib.request.Request(f"{lab.base}{path}",
                                      headers={"Authorization": f"token {lab.token}"})
-    with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as resp:
         return json.loads(resp.read())
 
 
@@ -296,7 +297,8 @@ def get(lab: Lab, path: str) -> Any:
 
 def test_started_through_runlab_sh_under_tini(lab: Lab) -> None:
     lines = lab.exec("tr '\\0' ' ' < /proc/1/cmdline; echo; id -u; "
-                     "awk '$2 == \"/\" {print $4}' /proc/mounts | cut -d, -f1").splitlines()
+                     "awk '$2 == \"/\" {print $4}' /proc/mounts | cut -d, -f1"
+                     ).splitlines()
     assert lines == [f"/usr/bin/tini -- {LEGACY_START} ", UID, "ro"]
 
 
@@ -421,7 +423,7 @@ def test_docker_stop_is_quick(sciplat: str, home_volume: str, hub: FakeHub,
             f"{running.base}/api/kernels", data=body, method="POST",
             headers={"Authorization": f"token {running.token}",
                      "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as resp:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=60) as resp:
             assert resp.status == 201
         time.sleep(2)
         start = time.monotonic()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +32,7 @@ from nublado_lab.startup import (  # noqa: E402
 
 VENV = "/usr/local/share/jupyterlab/venv"
 PY = f"{VENV}/bin/python3"
-NOW = datetime.datetime(2026, 11, 24, 18, 30, 5, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2026, 11, 24, 18, 30, 5, tzinfo=datetime.UTC)
 HOME = "/home/lab"
 
 #: The argv the Nublado controller writes (tests/data/startup/output/args.json
@@ -272,7 +271,8 @@ def test_unusable_tmpdir_is_unset() -> None:
 
 @pytest.mark.parametrize("args", [["--notebook-dir=/data"], ["--notebook-dir", "/data"],
                                   ["--ServerApp.root_dir=/data"],
-                                  ["--ServerApp.notebook_dir=/x", "--notebook-dir=/data"]])
+                                  ["--ServerApp.notebook_dir=/x",
+                                   "--notebook-dir=/data"]])
 def test_start_directory_from_argv(args: list[str]) -> None:
     assert run({}, args).cwd == "/data"
 
@@ -616,7 +616,8 @@ def test_kernelspecs_alias_target_order(kernels: Path,
     assert manager(kernels).alias_target() == "lsst"  # the only one left
 
 
-def test_kernelspecs_environment(kernels: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kernelspecs_environment(kernels: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NUBLADO_PAYLOAD_ENV", json.dumps(
         {"LD_LIBRARY_PATH": "/opt/p/lib", "PYTHONPATH": "/opt/$x", "K": "server"}))
     spec = manager(kernels).get_kernel_spec("lsst")
@@ -656,7 +657,7 @@ def test_server_config_uses_the_manager(monkeypatch: pytest.MonkeyPatch,
     config_file = REPO / "base/static/usr/local/etc/jupyter/jupyter_server_config.py"
     c = Config()
     namespace = {"get_config": lambda: c}
-    exec(compile(config_file.read_text(), str(config_file), "exec"), namespace)  # noqa: S102
+    exec(compile(config_file.read_text(), str(config_file), "exec"), namespace)
     assert c.ServerApp.kernel_spec_manager_class == \
         "nublado_lab.kernelspecs.NubladoKernelSpecManager"
     assert c.ServerApp.terminado_settings == {"shell_command": command}

@@ -376,7 +376,8 @@ def decide(environ: Mapping[str, str], args: Sequence[str], *,
         else:
             mode = "jupyter lab"
             module = "jupyterlab"
-            options += [f"--ip={env.get('JUPYTERLAB_IP') or '0.0.0.0'}",
+            ip = env.get("JUPYTERLAB_IP") or "0.0.0.0"  # noqa: S104 - the lab's port
+            options += [f"--ip={ip}",
                         f"--port={env.get('JUPYTERLAB_PORT') or '8888'}",
                         "--no-browser"]
         if _enabled(env.get("DEBUG")):
@@ -472,7 +473,7 @@ def apply(launch: Launch) -> NoReturn:
     _say(f"starting {launch.mode} in {cwd}")
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(launch.argv[0], launch.argv, launch.env)
+    os.execve(launch.argv[0], launch.argv, launch.env)  # noqa: S606
 
 
 def main(args: Sequence[str] | None = None) -> NoReturn:
@@ -482,7 +483,7 @@ def main(args: Sequence[str] | None = None) -> NoReturn:
         shim = bool(args) and args[0] == ENTRY_SINGLEUSER
         protocol = None if shim else read_protocol()
         launch = decide(os.environ, args, protocol=protocol,
-                        now=datetime.datetime.now(datetime.timezone.utc),
+                        now=datetime.datetime.now(datetime.UTC),
                         usable_dir=_usable_dir)
     except StartupError as exc:
         _say(f"error: {exc}")
