@@ -277,6 +277,19 @@ def test_start_directory_from_argv(args: list[str]) -> None:
     assert run({}, args).cwd == "/data"
 
 
+@pytest.mark.parametrize(("root", "cwd"), [("/data", "/data"), ("~", HOME),
+                                           ("~/work", f"{HOME}/work"), ("", HOME)])
+def test_start_directory_from_the_hubs_root_dir(root: str, cwd: str) -> None:
+    launch = run({"JUPYTERHUB_API_TOKEN": "t", "JUPYTERHUB_ROOT_DIR": root})
+    assert launch.cwd == cwd
+
+
+def test_hub_root_dir_ignored_by_a_plain_lab_and_after_argv() -> None:
+    assert run({"JUPYTERHUB_ROOT_DIR": "/data"}).cwd == HOME
+    assert run({"JUPYTERHUB_API_TOKEN": "t", "JUPYTERHUB_ROOT_DIR": "/data"},
+               ["--notebook-dir=/nb"]).cwd == "/nb"
+
+
 # --- the server's environment --------------------------------------------------
 
 

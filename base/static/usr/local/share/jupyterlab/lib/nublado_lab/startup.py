@@ -28,7 +28,8 @@ aside into ``~/.user_env.<UTC time>``) and ``CPU_LIMIT`` (``CPU_COUNT`` and
 the thread-count variables). In every case ``RUNNING_INSIDE_JUPYTERLAB=TRUE``
 is exported, the payload's default kernel (``NUBLADO_DEFAULT_KERNEL``)
 becomes ``MappingKernelManager.default_kernel_name`` unless the argv names
-one, the server starts in ``$HOME`` (or the notebook directory it is given),
+one, the server starts in ``$HOME`` (or the notebook directory it is given,
+or the hub's ``JUPYTERHUB_ROOT_DIR``),
 and variables that would change how the server's own Python or its shared
 libraries load (``LD_*``, ``PYTHON*``, ``BASH_ENV``, ``ENV``) are taken out
 of the server's environment and handed, unchanged, to kernels and terminals
@@ -406,7 +407,14 @@ def decide(environ: Mapping[str, str], args: Sequence[str], *,
         warnings.append(f"TMPDIR {tmpdir} is not a writable directory; unset")
         del env["TMPDIR"]
 
-    cwd = _option_value(argv, _NOTEBOOK_DIR_OPTIONS) or home
+    cwd = _option_value(argv, _NOTEBOOK_DIR_OPTIONS)
+    if not cwd and "jupyterhub.singleuser" in argv[:4]:
+        # The hub's Spawner.notebook_dir; the server expands ~ the same way.
+        root = env.get("JUPYTERHUB_ROOT_DIR", "")
+        if root == "~" or root.startswith("~/"):
+            root = home + root[1:]
+        cwd = root
+    cwd = cwd or home
     return Launch(argv=argv, env=server_environment(env, venv), cwd=cwd, mode=mode,
                   moves=moves, warnings=warnings)
 
