@@ -205,7 +205,7 @@ def test_lab_server_runs_from_lab_venv(lab: tuple[Container, str]) -> None:
                     "tr '\\0' ' ' < /proc/$(cut -d' ' -f1 /proc/1/task/1/children)"
                     "/cmdline", check=True)
     init, server = proc.stdout.splitlines()
-    assert init.startswith("/usr/bin/tini -- "), proc.stdout
+    assert init.startswith("/usr/bin/tini -s -- "), proc.stdout
     assert server.startswith(f"{LAB_ROOT}/venv/bin/python3 -I -m "), proc.stdout
 
 

@@ -34,7 +34,7 @@ import pytest
 
 from nubladobuild.contract.labclient import execute_in_lab, run_in_lab_terminal
 from tests.conftest import TEST_TAG
-from tests.integration.conftest import PAYLOADS, CliResult, docker
+from tests.integration.conftest import PAYLOADS, CliResult, docker, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -78,8 +78,9 @@ ARGS_JSON = [
 class FakeHub:
     """The hub API calls a single-user server makes, for one user and token."""
 
-    def __init__(self, host: str, user_token: str) -> None:
+    def __init__(self, host: str, user_token: str, version: str = "6.1.1") -> None:
         self.user_token = user_token
+        self.version = version
         self.activity = 0
         hub = self
 
@@ -91,7 +92,7 @@ class FakeHub:
                 data = json.dumps(body).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("X-JupyterHub-Version", "6.1.1")
+                self.send_header("X-JupyterHub-Version", hub.version)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -99,7 +100,7 @@ class FakeHub:
             def do_GET(self) -> None:
                 token = self.headers.get("Authorization", "").split(" ", 1)[-1]
                 if self.path.rstrip("/") == "/hub/api":
-                    self._reply(200, {"version": "6.1.1"})
+                    self._reply(200, {"version": hub.version})
                 elif self.path.startswith("/hub/api/user"):
                     if token != hub.user_token:
                         self._reply(403, {"status": 403, "message": "no such token"})
@@ -188,9 +189,12 @@ class Lab:
         return proc.stdout + proc.stderr
 
 
-def run_args(image: str, startup: Path, volume: str, hub: FakeHub,
-             name: str) -> list[str]:
-    """Return `docker run` arguments for a lab started like the controller does."""
+def run_args(image: str, startup: Path | None, volume: str, hub: FakeHub,
+             name: str, command: tuple[str, ...] = (LEGACY_START,)) -> list[str]:
+    """Return `docker run` arguments for a lab started like the controller does.
+
+    Without ``startup`` there are no protocol files (a hub's spawner).
+    """
     env = {
         "JUPYTERHUB_API_TOKEN": uuid.uuid4().hex,
         "JUPYTERHUB_API_URL": hub.url,
@@ -212,11 +216,14 @@ def run_args(image: str, startup: Path, volume: str, hub: FakeHub,
     args = ["run", "-d", "--name", name, "--label", "io.nublado.test=protocol",
             "--user", f"{UID}:{UID}", "--read-only", "--cap-drop", "ALL",
             "--tmpfs", "/tmp:mode=1777", "--tmpfs", "/scratch:mode=1777",
-            "-v", f"{volume}:{HOME}", "-v", f"{startup}:/etc/nublado/startup:ro",
-            "-p", "127.0.0.1::8888"]
+            "-v", f"{volume}:{HOME}", "-p", "127.0.0.1::8888"]
+    if startup is not None:
+        args += ["-v", f"{startup}:/etc/nublado/startup:ro"]
+    else:
+        args += ["-e", f"HOME={HOME}"]
     for key, value in env.items():
         args += ["-e", f"{key}={value}"]
-    return [*args, image, LEGACY_START]
+    return [*args, image, *command]
 
 
 @pytest.fixture(scope="module")
@@ -229,11 +236,12 @@ def home_volume(sciplat: str) -> Iterator[str]:
     docker("volume", "rm", "-f", name, check=False)
 
 
-def start_lab(image: str, startup: Path, volume: str, hub: FakeHub) -> Lab:
+def start_lab(image: str, startup: Path | None, volume: str, hub: FakeHub,
+              command: tuple[str, ...] = (LEGACY_START,)) -> Lab:
     """Start a lab the controller's way and wait for its API (120 s)."""
     name = f"nublado-protocol-{uuid.uuid4().hex[:10]}"
     start = time.monotonic()
-    docker(*run_args(image, startup, volume, hub, name))
+    docker(*run_args(image, startup, volume, hub, name, command))
     port = int(docker("port", name, "8888/tcp").stdout.split(":")[-1])
     base = f"http://127.0.0.1:{port}{PREFIX}"
     while time.monotonic() - start < 120:
@@ -299,7 +307,7 @@ def test_started_through_runlab_sh_under_tini(lab: Lab) -> None:
     lines = lab.exec("tr '\\0' ' ' < /proc/1/cmdline; echo; id -u; "
                      "awk '$2 == \"/\" {print $4}' /proc/mounts | cut -d, -f1"
                      ).splitlines()
-    assert lines == [f"/usr/bin/tini -- {LEGACY_START} ", UID, "ro"]
+    assert lines == [f"/usr/bin/tini -s -- {LEGACY_START} ", UID, "ro"]
 
 
 def test_server_runs_the_argv_from_args_json(lab: Lab) -> None:
@@ -436,3 +444,59 @@ def test_docker_stop_is_quick(sciplat: str, home_volume: str, hub: FakeHub,
     os.environ["NUBLADO_DOCKER_STOP_SECONDS"] = f"{seconds:.2f}"
     assert seconds < 5, f"docker stop took {seconds:.1f} s"
     assert code.strip() != "137", "the lab was killed, not stopped"
+
+
+# --- Zero-to-JupyterHub's command, and a base for a 5.x hub -----------------------
+
+
+def test_z2jh_default_command_runs_the_shim(sciplat: str, home_volume: str,
+                                            hub: FakeHub) -> None:
+    """`jupyterhub-singleuser` as the container's args (KubeSpawner's default)."""
+    running = start_lab(sciplat, None, home_volume, hub,
+                        command=("jupyterhub-singleuser", "--debug"))
+    try:
+        argv = running.exec(f"cat /proc/{running.server_pid()}/cmdline").split("\0")
+        assert argv[:-1] == [VENV_PYTHON, "-I", "-m", "jupyterhub.singleuser",
+                             "--debug",
+                             "--MappingKernelManager.default_kernel_name=lsst"]
+        assert running.exec("command -v jupyterhub-singleuser; command -v jupyter "
+                            "|| echo none").split() == [
+            "/usr/local/bin/jupyterhub-singleuser", "none"]
+        assert get(running, "/api/kernelspecs")["default"] == "lsst"
+        result = execute_in_lab(running.base, running.token, "python3",
+                                "import os, sys; print(sys.executable, os.getcwd())")
+        assert result["status"] == "ok", result
+        assert result["stdout"].split() == [SCIPLAT_PYTHON, HOME]
+    finally:
+        docker("rm", "-f", running.name, check=False)
+
+
+@pytest.fixture(scope="module")
+def hub5_base(engine: None) -> str:
+    tag = f"nublado-jupyterlab-base:{TEST_TAG}-hub5"
+    result = run_cli("base", "--jupyterhub", "5", "--tag", tag, "--json")
+    assert result.json["jupyterhub"] == 5
+    return tag
+
+
+def test_hub5_base_serves_a_5x_hub(hub5_base: str, home_volume: str) -> None:
+    versions = docker("run", "--rm", hub5_base, "/usr/local/share/jupyterlab/venv/bin/"
+                      "python3", "-I", "-c", "import jupyterhub, jupyterlab; "
+                      "print(jupyterhub.__version__, jupyterlab.__version__)").stdout
+    hub_version, lab_version = versions.split()
+    assert hub_version.split(".")[0] == "5"
+    assert lab_version.split(".")[0] == "4"
+    # Nublado's hub pins 5.4.6: a minor difference, no warning.
+    hub5 = FakeHub(bridge_gateway(), uuid.uuid4().hex, version="5.4.6")
+    try:
+        running = start_lab(hub5_base, None, home_volume, hub5,
+                            command=("jupyterhub-singleuser",))
+        try:
+            assert "started" in get(running, "/api/status")
+            logs = running.logs()
+            assert "jupyterhub-singleuser version" not in logs, logs[-3000:]
+            assert "could cause failure to authenticate" not in logs
+        finally:
+            docker("rm", "-f", running.name, check=False)
+    finally:
+        hub5.close()
