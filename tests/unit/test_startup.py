@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -400,6 +401,28 @@ def test_malformed_files_one_line_naming_the_file(
         read_protocol([directory])
     assert str(info.value) == f"{directory / file}: {message}"
     assert "\n" not in str(info.value)
+
+
+def test_unsearchable_directory_counts_as_present(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A startup directory we may not search: reading it names the file."""
+    directory = tmp_path / "s"
+    real_lstat = os.lstat
+
+    def lstat(path: Any) -> Any:
+        if str(path).startswith(str(directory)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_lstat(path)
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    with pytest.raises(StartupError) as info:
+        read_protocol([directory])
+    assert str(info.value).startswith(f"{directory}/env.json: ")
+
+
+def test_file_under_a_file_is_absent(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("")
+    assert read_protocol([tmp_path / "f"]) is None
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

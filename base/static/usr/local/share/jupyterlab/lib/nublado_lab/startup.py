@@ -205,6 +205,17 @@ def _json_type(value: object) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+def _present(path: Path) -> bool:
+    """Return whether ``path`` exists, or might (it cannot be checked)."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True  # e.g. a directory we may not search: reading will say
+    return True
+
+
 def read_protocol(dirs: Sequence[Path] = STARTUP_DIRS) -> Protocol | None:
     """Return the first directory's protocol files, or None when none has any.
 
@@ -219,8 +230,7 @@ def read_protocol(dirs: Sequence[Path] = STARTUP_DIRS) -> Protocol | None:
     """
     for directory in dirs:
         env_path, args_path = directory / "env.json", directory / "args.json"
-        if env_path.exists() or args_path.exists() or env_path.is_symlink() \
-                or args_path.is_symlink():
+        if _present(env_path) or _present(args_path):
             return Protocol(directory, read_env_file(env_path),
                             read_args_file(args_path))
     return None
