@@ -742,8 +742,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize ``kernel_name`` and ``kernel_wrapper`` from the image.
 
     ``kernel_name``: each kernel the image's labels name; none is one case
-    with an empty name, which the tests fail. ``kernel_wrapper``: each kernelspec whose argv[0] is a script; none
-    is one case skipped with the reason.
+    with an empty name, which the tests fail. ``kernel_wrapper``: each
+    kernelspec whose argv[0] is a script; none is one case skipped with the
+    reason.
     """
     image = metafunc.config.getoption("--nublado-image")
     if not image:

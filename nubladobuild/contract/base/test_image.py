@@ -29,11 +29,13 @@ LAB_TREE = (f"{LAB_ROOT}/venv", f"{LAB_ROOT}/venv/bin", f"{LAB_ROOT}/venv/lib",
 
 
 def test_runs_as_non_root_by_default(image_info: ImageInfo, host: Any) -> None:
+    """The image's user, and so the lab's, is not root."""
     assert image_info.user not in ("", "0", "root", "0:0", "root:root")
     assert host.user().uid != 0
 
 
 def test_lab_venv_and_runlab_present(host: Any) -> None:
+    """The lab venv, runlab and the server config are in place."""
     assert host.file(LAB_PYTHON).exists
     runlab = host.file(f"{LAB_ROOT}/runlab")
     assert runlab.is_file and runlab.mode & 0o111
@@ -43,12 +45,14 @@ def test_lab_venv_and_runlab_present(host: Any) -> None:
 
 
 def test_lab_tree_not_writable_by_lab_user(host: Any) -> None:
+    """The lab user cannot change the lab tree."""
     for path in LAB_TREE:
         assert host.file(path).user == "root", path
         assert host.run(f"test -w {path}").rc != 0, f"{path} is writable"
 
 
 def test_lab_tree_not_writable_by_arbitrary_uid(ro_container: Container) -> None:
+    """Nor can an arbitrary UID (the controller's way)."""
     for path in LAB_TREE:
         proc = ro_container.exec("test", "-w", path)
         assert proc.returncode != 0, f"{path} writable as uid {ARBITRARY_UID}"
@@ -64,6 +68,7 @@ def test_lab_tree_matches_isolation_record(host: Any) -> None:
 
 
 def test_versions_installed_manifests(host: Any) -> None:
+    """The manifests list what the base installed."""
     manifests = f"{LAB_ROOT}/versions-installed"
     lab = host.file(f"{manifests}/jupyterlab.txt")
     assert lab.is_file and "jupyterlab==" in lab.content_string
@@ -104,6 +109,7 @@ def _probe(box: Container, flags: str, env: dict[str, str] | None) -> str:
 
 
 def test_terminal_sentinel_hook_present(host: Any) -> None:
+    """The shell hook tests the sentinel; bash.bashrc sources it."""
     hook = host.file(SHELL_HOOK)
     assert hook.is_file and "RUNNING_INSIDE_JUPYTERLAB" in hook.content_string
     assert SHELL_HOOK in host.file("/etc/bash.bashrc").content_string

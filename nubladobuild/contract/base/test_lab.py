@@ -23,6 +23,7 @@ from nubladobuild.contract.plugin import (
 
 
 def test_lab_answers_api(lab: Lab, lab_token: str) -> None:
+    """The image's own command starts a lab that answers /api."""
     status = lab_get(lab.base, "/api/status", lab_token)
     assert "started" in status
 

@@ -73,6 +73,7 @@ def legacy(image_info: ImageInfo) -> None:
 
 def test_every_compat_link_resolves(host: Any, compat_links: list[dict[str, str]]
                                     ) -> None:
+    """Every recorded compat link exists and points where recorded."""
     for link in compat_links:
         path = host.file(link["path"])
         where = f"{link['path']} ({link['source']})"
@@ -88,6 +89,7 @@ def test_every_compat_link_resolves(host: Any, compat_links: list[dict[str, str]
 def test_compat_links_readable_as_arbitrary_uid(ro_container: Container,
                                                 compat_links: list[dict[str, str]]
                                                 ) -> None:
+    """An arbitrary UID can read every compat path."""
     for link in compat_links:
         proc = ro_container.exec("test", "-r", link["path"])
         assert proc.returncode == 0, f"{link['path']} unreadable as {ARBITRARY_UID}"
@@ -95,6 +97,7 @@ def test_compat_links_readable_as_arbitrary_uid(ro_container: Container,
 
 def test_legacy_paths_point_at_the_new_layout(legacy: None, host: Any,
                                               image_info: ImageInfo) -> None:
+    """The nublado-legacy paths lead to the new layout."""
     for name in ("runlab.sh", "runlab"):
         start = host.file(f"{LEGACY_DIR}/{name}")
         assert start.linked_to == f"{LAB_ROOT}/runlab"
@@ -142,7 +145,7 @@ def legacy_lab(legacy_start: None, image_info: ImageInfo,
                  "JUPYTERLAB_START_COMMAND": LEGACY_START,
                  "HOME": LEGACY_HOME,
                  "USER": "nublado-user"},
-            extra_args=["--read-only", "--tmpfs", "/tmp:mode=1777",
+            extra_args=["--read-only", "--tmpfs", "/tmp:mode=1777",  # noqa: S108
                         "-v", f"{home}:{LEGACY_HOME}"],
             command=[LEGACY_START])
         try:
@@ -164,6 +167,7 @@ def legacy_lab(legacy_start: None, image_info: ImageInfo,
 
 def test_legacy_start_answers_api(legacy_lab: Lab, lab_token: str,
                                   image_info: ImageInfo) -> None:
+    """The old controller's start gives a lab from the lab venv."""
     assert "started" in lab_get(legacy_lab.base, "/api/status", lab_token)
     specs = lab_get(legacy_lab.base, "/api/kernelspecs", lab_token)
     assert image_info.kernel in specs["kernelspecs"]

@@ -70,6 +70,7 @@ def browser_lab(image_info: ImageInfo, lab_token: str, chromium: str, host: Any
 def test_browser_launcher_offers_payload_kernel(
         browser_lab: Lab, chromium: str, lab_token: str,
         image_info: ImageInfo, artifacts_dir: Path, record_property: Any) -> None:
+    """A real browser's launcher offers the payload kernel."""
     base = browser_lab.base
     spec = lab_get(base, f"/api/kernelspecs/{image_info.kernel}", lab_token)
     display_name = spec["spec"]["display_name"]

@@ -26,18 +26,21 @@ SENTINEL = {"RUNNING_INSIDE_JUPYTERLAB": "TRUE"}
 
 
 def test_image_is_a_payload_image(image_info: ImageInfo) -> None:
+    """The payload labels name the payload, its kernels and Python."""
     assert image_info.payload, "image lacks the io.nublado.payload.name label"
     assert image_info.kernels, "image lacks the io.nublado.payload.kernels label"
     assert image_info.python.startswith("/")
 
 
 def test_payload_manifest(host: Any, image_info: ImageInfo) -> None:
+    """The payload's manifest lists what it installed."""
     payload = host.file(f"{LAB_ROOT}/versions-installed/"
                         f"payload-{image_info.payload}.txt")
     assert payload.is_file and payload.content_string.strip()
 
 
 def test_kernelspec_valid_and_executable(host: Any, kernel_name: str) -> None:
+    """Each labelled kernel has a valid kernel.json with an executable argv[0]."""
     assert kernel_name, "the image names no kernel (io.nublado.payload.kernels)"
     spec_file = host.file(f"/usr/local/share/jupyter/kernels/{kernel_name}/"
                           "kernel.json")
@@ -62,6 +65,7 @@ def test_kernel_wrappers_exec_the_kernel(host: Any,
 
 def test_default_kernel_runs_payload_python(container: Container,
                                             image_info: ImageInfo) -> None:
+    """The default kernel runs the payload's Python."""
     result = run_kernel(container, image_info.kernel,
                         "import sys; print(sys.executable)")
     assert result["status"] == "ok", result
@@ -70,6 +74,7 @@ def test_default_kernel_runs_payload_python(container: Container,
 
 def test_kernel_as_arbitrary_uid_read_only(ro_container: Container,
                                           image_info: ImageInfo) -> None:
+    """The kernel starts as an arbitrary UID on a read-only root."""
     result = run_kernel(ro_container, image_info.kernel,
                         "import os, sys; print(os.getuid(), sys.executable)")
     assert result["status"] == "ok", result
@@ -86,11 +91,13 @@ def _login_shell(box: Container, env: dict[str, str] | None) -> dict[str, str]:
 
 def test_terminal_sentinel_runs_payload_setup(container: Container,
                                               image_info: ImageInfo) -> None:
+    """A login shell with the sentinel runs the payload's setup."""
     inside = _login_shell(container, SENTINEL)
     assert inside["payload"] == image_info.payload
 
 
 def test_terminal_without_sentinel_stays_plain(container: Container) -> None:
+    """Without the sentinel a login shell stays plain."""
     outside = _login_shell(container, None)
     assert outside["payload"] == ""
     assert not outside["python"].startswith(("/opt/", "/usr/local/share/jupyterlab"))

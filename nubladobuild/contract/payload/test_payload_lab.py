@@ -12,6 +12,7 @@ from nubladobuild.contract.plugin import ARBITRARY_UID, ImageInfo, Lab, lab_get
 
 def test_lab_offers_payload_kernels(lab: Lab, lab_token: str,
                                     image_info: ImageInfo) -> None:
+    """The lab offers the payload's kernels, the first as default."""
     specs = lab_get(lab.base, "/api/kernelspecs", lab_token)
     names = set(specs["kernelspecs"])
     assert image_info.kernels and set(image_info.kernels) <= names, sorted(names)
