@@ -168,7 +168,7 @@ class _Collector:
                 reason = report.longrepr[2] if isinstance(report.longrepr, tuple) \
                     else str(report.longrepr)
                 self.summary.skipped_tests.append(name)
-                self.summary.skips.append(f"{name}: {reason}")
+                self.summary.skips.append(f"{name}: {reason.removeprefix('Skipped: ')}")
             elif report.when == "setup":
                 self._count(report.nodeid, "errors")
                 self.summary.failures.append(name)
