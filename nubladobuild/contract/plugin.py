@@ -732,8 +732,9 @@ def image_kernelspecs(config: pytest.Config) -> dict[str, dict[str, Any]]:
     if _KERNELS not in config.stash:
         image = config.getoption("--nublado-image")
         proc = docker("run", "--rm", "--label", CONTRACT_LABEL, "--label",
-                      f"{SESSION_LABEL}={SESSION_ID}", "--entrypoint", LAB_PYTHON,
-                      image, "-c", _KERNELS_PROBE, timeout=180)
+                      f"{SESSION_LABEL}={SESSION_ID}", "--entrypoint", "timeout",
+                      image, *timed([LAB_PYTHON, "-c", _KERNELS_PROBE], 120)[1:],
+                      timeout=120 + _OUTER_GRACE)
         config.stash[_KERNELS] = json.loads(proc.stdout)
     return config.stash[_KERNELS]
 
