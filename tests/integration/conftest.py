@@ -181,6 +181,9 @@ def contract() -> Callable[..., dict[str, Any]]:
             f"contract failed for {image}: {summary.get('failures')}\n"
             f"{result.stderr[-4000:]}")
         assert summary["failed"] == 0 and summary["errors"] == 0
+        print(f"{image}: suites {'+'.join(summary['suites'])}: {summary['passed']} "
+              f"passed, {summary['skipped']} skipped {summary['skipped_tests']}, "
+              f"{summary['xfailed']} xfailed")
         assert junit.is_file()
         return summary
 
