@@ -152,7 +152,8 @@ def test_starts_like_the_old_controller(which: str, request: pytest.FixtureReque
 
 
 def test_bad_rsp_tag_refused_before_building(engine: None) -> None:
-    result = run_cli("build", str(SCIPLAT), "--tag", "sciplat-lab:v1.0",
+    result = run_cli("build", str(SCIPLAT), "--allow-secret", "ca", "--allow-secret",
+                     "index", "--tag", "sciplat-lab:v1.0",
                      check=False)
     assert result.returncode == 2
     assert "'v1.0' is not an rsp tag" in result.stderr
