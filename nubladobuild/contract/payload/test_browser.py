@@ -19,12 +19,12 @@ import pytest
 
 from nubladobuild.contract.browser import Browser, BrowserError, find_chromium
 from nubladobuild.contract.plugin import (
-    ARBITRARY_UID,
     ARTIFACTS,
-    Container,
     ImageInfo,
+    Lab,
+    finish_lab,
     lab_get,
-    wait_for_api,
+    start_lab,
 )
 
 LEGACY_START = "/opt/lsst/software/jupyterlab/runlab.sh"
@@ -51,26 +51,27 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser_lab(image_info: ImageInfo, lab_token: str, chromium: str, host: Any
-                ) -> Iterator[tuple[Container, str]]:
-    """Start the lab as the controller would (legacy start when the image has it)."""
+                ) -> Iterator[Lab]:
+    """Start the lab as the controller would (legacy start when the image has it).
+
+    The server log is checked when the test ends: an error line fails it.
+    """
     legacy = host.file(LEGACY_START).exists
-    box = Container(image_info.image, publish=True, read_only=True,
-                    user=f"{ARBITRARY_UID}:{ARBITRARY_UID}",
-                    env={"JUPYTER_TOKEN": lab_token},
-                    command=[LEGACY_START] if legacy else [])
+    lab = start_lab(image_info, lab_token, "arbitrary-uid-read-only",
+                    command=[LEGACY_START] if legacy else None)
     try:
-        base, _ = wait_for_api(box)
-        yield box, base
+        yield lab
     finally:
-        box.close()
+        finish_lab(lab)
 
 
 def test_browser_launcher_offers_payload_kernel(
-        browser_lab: tuple[Container, str], chromium: str, lab_token: str,
+        browser_lab: Lab, chromium: str, lab_token: str,
         image_info: ImageInfo, artifacts_dir: Path, record_property: Any) -> None:
-    _, base = browser_lab
+    """A real browser's launcher offers the payload kernel."""
+    base = browser_lab.base
     spec = lab_get(base, f"/api/kernelspecs/{image_info.kernel}", lab_token)
     display_name = spec["spec"]["display_name"]
     shot = artifacts_dir / f"launcher-{image_info.payload or 'image'}.png"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,11 +22,18 @@ import pytest
 from nubladobuild.contract.labclient import execute_in_lab
 from nubladobuild.contract.plugin import (
     ARBITRARY_UID,
+    CONTRACT_LABEL,
     LAB_ROOT,
+    SESSION_ID,
+    SESSION_LABEL,
     Container,
     ImageInfo,
+    Lab,
     docker,
+    finish_lab,
     lab_get,
+    server_process,
+    volume,
     wait_for_api,
 )
 
@@ -42,11 +48,10 @@ def _profiles(image_info: ImageInfo) -> list[str]:
     return [p for p in image_info.labels.get(COMPAT_LABEL, "").split(",") if p]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def compat_links(image_info: ImageInfo, host: Any) -> list[dict[str, str]]:
-    """Return the links apply-compat recorded; skip images without any."""
-    if not _profiles(image_info):
-        pytest.skip("image has no compat links (no io.nublado.compat label)")
+    """Return the links apply-compat recorded (the suite runs only with the label)."""
+    assert _profiles(image_info), f"image has no {COMPAT_LABEL} label"
     record = host.file(RECORD)
     assert record.is_file, f"{COMPAT_LABEL} label set but {RECORD} is missing"
     links = []
@@ -68,6 +73,7 @@ def legacy(image_info: ImageInfo) -> None:
 
 def test_every_compat_link_resolves(host: Any, compat_links: list[dict[str, str]]
                                     ) -> None:
+    """Every recorded compat link exists and points where recorded."""
     for link in compat_links:
         path = host.file(link["path"])
         where = f"{link['path']} ({link['source']})"
@@ -83,6 +89,7 @@ def test_every_compat_link_resolves(host: Any, compat_links: list[dict[str, str]
 def test_compat_links_readable_as_arbitrary_uid(ro_container: Container,
                                                 compat_links: list[dict[str, str]]
                                                 ) -> None:
+    """An arbitrary UID can read every compat path."""
     for link in compat_links:
         proc = ro_container.exec("test", "-r", link["path"])
         assert proc.returncode == 0, f"{link['path']} unreadable as {ARBITRARY_UID}"
@@ -90,6 +97,7 @@ def test_compat_links_readable_as_arbitrary_uid(ro_container: Container,
 
 def test_legacy_paths_point_at_the_new_layout(legacy: None, host: Any,
                                               image_info: ImageInfo) -> None:
+    """The nublado-legacy paths lead to the new layout."""
     for name in ("runlab.sh", "runlab"):
         start = host.file(f"{LEGACY_DIR}/{name}")
         assert start.linked_to == f"{LAB_ROOT}/runlab"
@@ -106,25 +114,28 @@ def test_legacy_paths_point_at_the_new_layout(legacy: None, host: Any,
     assert manifests.is_file
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def legacy_start(compat_links: list[dict[str, str]]) -> None:
     """Skip unless a compat link provides the old controller's start command."""
     if LEGACY_START not in {link["path"] for link in compat_links}:
         pytest.skip(f"image has no {LEGACY_START} compat link")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def legacy_lab(legacy_start: None, image_info: ImageInfo,
-               lab_token: str) -> Iterator[tuple[Container, str, float]]:
-    """Start the lab exactly as the old controller does; yield it, URL, seconds."""
-    volume = f"nublado-contract-home-{uuid.uuid4().hex[:8]}"
-    docker("volume", "create", volume)
+               lab_token: str) -> Iterator[Lab]:
+    """Start the lab exactly as the old controller does, for one test.
+
+    The server log is checked when the test ends: an error line fails it.
+    """
+    home = volume()
     uid = f"{ARBITRARY_UID}:{ARBITRARY_UID}"
-    box = None
+    # The controller's home volume belongs to the user.
+    docker("run", "--rm", "--label", CONTRACT_LABEL, "--label",
+           f"{SESSION_LABEL}={SESSION_ID}", "--user", "0:0", "-v",
+           f"{home}:{LEGACY_HOME}", "--entrypoint", "chown", image_info.image, uid,
+           LEGACY_HOME, timeout=120)
     try:
-        # The controller's home volume belongs to the user.
-        docker("run", "--rm", "--user", "0:0", "-v", f"{volume}:{LEGACY_HOME}",
-               "--entrypoint", "chown", image_info.image, uid, LEGACY_HOME)
         start = time.monotonic()
         box = Container(
             image_info.image, publish=True, user=uid,
@@ -134,49 +145,50 @@ def legacy_lab(legacy_start: None, image_info: ImageInfo,
                  "JUPYTERLAB_START_COMMAND": LEGACY_START,
                  "HOME": LEGACY_HOME,
                  "USER": "nublado-user"},
-            extra_args=["--read-only", "--tmpfs", "/tmp:mode=1777",
-                        "-v", f"{volume}:{LEGACY_HOME}"],
+            extra_args=["--read-only", "--tmpfs", "/tmp:mode=1777",  # noqa: S108
+                        "-v", f"{home}:{LEGACY_HOME}"],
             command=[LEGACY_START])
-        base, _ = wait_for_api(box)
-        ready = time.monotonic() - start
-        os.environ.setdefault("NUBLADO_LEGACY_READY_SECONDS", f"{ready:.2f}")
-        print(f"legacy start: lab answered on /api after {ready:.1f} s")
-        yield box, base, ready
-    finally:
-        if box is not None:
+        try:
+            base, _ = wait_for_api(box)
+        except BaseException:
             box.close()
-        docker("volume", "rm", "-f", volume, check=False)
+            raise
+        lab = Lab(box=box, base=base, mode="legacy-controller",
+                  seconds=time.monotonic() - start)
+        os.environ.setdefault("NUBLADO_LEGACY_READY_SECONDS", f"{lab.seconds:.2f}")
+        print(f"legacy start: lab answered on /api after {lab.seconds:.1f} s")
+        try:
+            yield lab
+        finally:
+            finish_lab(lab)
+    finally:
+        docker("volume", "rm", "-f", home, check=False, timeout=120)
 
 
-def test_legacy_start_answers_api(legacy_lab: tuple[Container, str, float],
-                                  lab_token: str, image_info: ImageInfo) -> None:
-    box, base, _ = legacy_lab
-    assert "started" in lab_get(base, "/api/status", lab_token)
-    specs = lab_get(base, "/api/kernelspecs", lab_token)
+def test_legacy_start_answers_api(legacy_lab: Lab, lab_token: str,
+                                  image_info: ImageInfo) -> None:
+    """The old controller's start gives a lab from the lab venv."""
+    assert "started" in lab_get(legacy_lab.base, "/api/status", lab_token)
+    specs = lab_get(legacy_lab.base, "/api/kernelspecs", lab_token)
     assert image_info.kernel in specs["kernelspecs"]
-    cmdline = box.exec("bash", "-c", "tr '\\0' ' ' < /proc/$(cut -d' ' -f1 "
-                       "/proc/1/task/1/children)/cmdline", check=True).stdout
-    assert cmdline.startswith(f"{LAB_ROOT}/venv/bin/python3 -I -m "), cmdline
+    argv = server_process(legacy_lab.box)["argv"]
+    assert argv[0].startswith(f"{LAB_ROOT}/venv/bin/python"), argv
+    assert argv[1] == "-I", argv
 
 
 def test_legacy_start_controller_config_dir_is_not_a_config_path(
-        legacy_lab: tuple[Container, str, float]) -> None:
+        legacy_lab: Lab) -> None:
     """JUPYTERLAB_CONFIG_DIR is the old start scripts' home, not Jupyter config."""
-    box, _, _ = legacy_lab
-    environ = box.exec("bash", "-c", "tr '\\0' '\\n' < /proc/$(cut -d' ' -f1 "
-                       "/proc/1/task/1/children)/environ",
-                       check=True).stdout.splitlines()
-    env = dict(line.split("=", 1) for line in environ if "=" in line)
+    env = server_process(legacy_lab.box)["environ"]
     assert LEGACY_DIR not in env.get("JUPYTER_CONFIG_PATH", "").split(":")
     assert env["JUPYTERLAB_CONFIG_DIR"] == LEGACY_DIR
     assert env["RUNNING_INSIDE_JUPYTERLAB"] == "TRUE"
 
 
-def test_legacy_start_runs_a_kernel(legacy_lab: tuple[Container, str, float],
-                                    lab_token: str, image_info: ImageInfo) -> None:
+def test_legacy_start_runs_a_kernel(legacy_lab: Lab, lab_token: str,
+                                    image_info: ImageInfo) -> None:
     """The lab starts the payload kernel (its wrapper) as the arbitrary UID."""
-    _, base, _ = legacy_lab
-    result = execute_in_lab(base, lab_token, image_info.kernel,
+    result = execute_in_lab(legacy_lab.base, lab_token, image_info.kernel,
                             "import os, sys; print(os.getuid(), sys.executable, "
                             "os.environ.get('JUPYTERLAB_CONFIG_DIR'))")
     assert result["status"] == "ok", result
