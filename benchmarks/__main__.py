@@ -203,7 +203,7 @@ def bench_cold(tmp: Path, rounds: int) -> dict[str, Any]:
     def nublado_cold() -> float:
         seconds, build_log = nublado_build(SCIPY, NB_TAG, "--no-cache")
         steps["pip"].append(step_seconds(build_log, "install-pip"))
-        steps["guard"].append(step_seconds(build_log, "verify-isolation"))
+        steps["guard"].append(step_seconds(build_log, "nb-guard/guard.py"))
         return seconds
 
     kinds: dict[str, Callable[[], float]] = {
