@@ -376,7 +376,7 @@ def table(r: dict[str, Any]) -> str:
         ("cold build scipy-lab: nublado-build / hand Dockerfile",
          f"{c['nublado_s']:.1f} s / {c['baseline_s']:.1f} s", f"{c['ratio']:.3f}",
          "<= 1.05"),
-        ("  nublado-build steps: pip install / manifest + isolation guard",
+        ("  nublado-build steps: pip install / isolation guard (own stage)",
          " / ".join(f"{statistics.median(v):.1f} s" if all(v) else "-"
                     for v in c["nublado_steps"].values()), "", ""),
         ("no-op rebuild: nublado-build / hand Dockerfile",
