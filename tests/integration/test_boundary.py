@@ -52,7 +52,7 @@ def test_install_steps_see_the_lab_venv_and_config_read_only(
     payload = fragment_payload(tmp_path / name, name, run)
     tag = f"{name}:{TEST_TAG}"
     result = run_cli("build", str(payload), "--base", base_image, "--tag", tag,
-                     check=False)
+                     "--no-cache", check=False)  # the guard must run, not be cached
     if result.returncode != 0:
         assert result.returncode == 1, result.stderr[-3000:]
         assert "Read-only file system" in result.stderr, result.stderr[-3000:]
