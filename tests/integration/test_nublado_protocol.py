@@ -570,6 +570,11 @@ def test_base_user_options_home_for_z2jh(engine: None) -> None:
     assert attrs["User"] == "1000:100"
     assert attrs["Entrypoint"] == ["/usr/bin/tini", "-s", "--"]
     assert attrs["Cmd"] == ["/usr/local/share/jupyterlab/runlab"]
+    # A command given to `docker run` runs under tini, unchanged.
+    out = docker("run", "--rm", tag, "bash", "-c",
+                 "echo \"$0 ok\"; tr '\\0' ' ' < /proc/1/cmdline").stdout
+    assert out == "bash ok\n/usr/bin/tini -s -- bash -c echo \"$0 ok\"; tr '\\0' ' ' " \
+        "< /proc/1/cmdline "
     name = f"nublado-protocol-jovyan-{uuid.uuid4().hex[:8]}"
     docker("run", "-d", "--name", name, "-e", "JUPYTER_TOKEN=t", tag)
     try:
