@@ -187,7 +187,7 @@ def test_kernelspecs_are_the_payloads(server: tuple[Hub, Mode, Spawned]) -> None
 
 
 def test_kernel_runs_payload_python(server: tuple[Hub, Mode, Spawned]) -> None:
-    hub, mode, spawned = server
+    _hub, _mode, spawned = server
     out = execute_in_lab(spawned.url, spawned.token, KERNEL,
                          "import sys; print(sys.executable)")
     assert out["status"] == "ok", out["errors"]
@@ -196,7 +196,7 @@ def test_kernel_runs_payload_python(server: tuple[Hub, Mode, Spawned]) -> None:
 
 def test_python3_kernel_runs_payload(server: tuple[Hub, Mode, Spawned]) -> None:
     """A kernel asked for as ``python3`` (notebooks, REST clients) is the payload's."""
-    hub, mode, spawned = server
+    _hub, _mode, spawned = server
     out = execute_in_lab(spawned.url, spawned.token, "python3",
                          "import sys; print(sys.executable)")
     assert out["status"] == "ok", out["errors"]
@@ -206,7 +206,7 @@ def test_python3_kernel_runs_payload(server: tuple[Hub, Mode, Spawned]) -> None:
 
 def test_notebook_pip_is_payloads(server: tuple[Hub, Mode, Spawned]) -> None:
     """``!pip --version`` in a notebook is the payload's pip."""
-    hub, mode, spawned = server
+    _hub, _mode, spawned = server
     out = execute_in_lab(spawned.url, spawned.token, KERNEL, "!pip --version")
     assert out["status"] == "ok", out["errors"]
     line = out["stdout"].strip()
@@ -214,7 +214,7 @@ def test_notebook_pip_is_payloads(server: tuple[Hub, Mode, Spawned]) -> None:
 
 
 def test_terminal_has_sentinel(server: tuple[Hub, Mode, Spawned]) -> None:
-    hub, mode, spawned = server
+    _hub, _mode, spawned = server
     value = run_in_lab_terminal(spawned.url, spawned.token,
                                 "$RUNNING_INSIDE_JUPYTERLAB")
     assert value == "TRUE"
