@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from nubladobuild.builder import stderr_sink
 from nubladobuild.errors import EXIT_INPUT, InputError, NubladoError, PayloadInvalid
 from nubladobuild.images import (
     PYTHON_IMAGE_CHOICES,
+    BaseOptions,
     build_base,
     build_payload,
     plan_payload,
@@ -180,13 +182,38 @@ def bootstrap_cmd(suite: str, mirror: str | None, tag: str | None,
 @click.option("--mirror", help="Debian mirror for the local stand-in.")
 @click.option("--apt", "extra_apt", default="", help="Extra Debian packages, "
               "space-separated (e.g. 'git less vim').")
+@click.option("--jupyterhub", "hub_major", type=click.Choice(["5", "6"]), default="6",
+              show_default=True, help="JupyterHub major version of the lab venv "
+              "(match the site's hub; each has its own hash lock in base/).")
+@click.option("--minimal", is_flag=True, help="No terminal tools (git, less, "
+              "editors, curl, ...): tini only.")
+@click.option("--user", "lab_user", default="lab", show_default=True,
+              help="Name of the lab user.")
+@click.option("--uid", type=click.IntRange(1, 2**31 - 2), default=1000,
+              show_default=True, help="UID of the lab user (the image's USER).")
+@click.option("--gid", type=click.IntRange(0, 2**31 - 2), default=100,
+              show_default=True, help="GID of the lab user.")
+@click.option("--home", "lab_home", default="/home/lab", show_default=True,
+              help="Home directory of the lab user (Zero-to-JupyterHub mounts "
+              "its volume at /home/jovyan).")
 @click.option("--no-cache", is_flag=True, help="Rebuild every step.")
 @secret_options
 @json_option
 def base(tags: tuple[str, ...], python_image: str, mirror: str | None,
-         extra_apt: str, no_cache: bool, ca_bundle: Path | None,
+         extra_apt: str, hub_major: str, minimal: bool, lab_user: str, uid: int,
+         gid: int, lab_home: str, no_cache: bool, ca_bundle: Path | None,
          index_url: str | None, no_host_config: bool, as_json: bool) -> None:
     """Build the JupyterLab base image (nublado-jupyterlab-base)."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", lab_user):
+        raise click.BadParameter("a user name: lowercase letters, digits, _ and -, "
+                                 "starting with a letter or _, at most 32",
+                                 param_hint="--user")
+    if not re.fullmatch(r"(/[A-Za-z0-9._-]+)+", lab_home) or "/../" in lab_home + "/" \
+            or "/./" in lab_home + "/":
+        raise click.BadParameter("an absolute directory path such as /home/jovyan "
+                                 "(letters, digits, . _ -)", param_hint="--home")
+    options = BaseOptions(jupyterhub=int(hub_major), minimal=minimal, user=lab_user,
+                          uid=uid, gid=gid, home=lab_home)
     out = Output(as_json)
     secrets = host_secrets(ca_bundle, index_url, not no_host_config)
     image = resolve_python_image(python_image, mirror=mirror) \
@@ -194,9 +221,12 @@ def base(tags: tuple[str, ...], python_image: str, mirror: str | None,
     out.progress(f"building the base on {image}")
     result = build_base(python_image=image, tags=list(tags) or [DEFAULT_BASE_TAG],
                         secrets=secrets, sink=out.sink, extra_apt=extra_apt,
-                        no_cache=no_cache)
+                        no_cache=no_cache, options=options)
     out.result({"image_id": result.image_id, "tags": list(result.tags),
-                "python_image": image, "seconds": round(result.seconds, 1)},
+                "python_image": image, "seconds": round(result.seconds, 1),
+                "jupyterhub": options.jupyterhub, "minimal": options.minimal,
+                "user": options.user, "uid": options.uid, "gid": options.gid,
+                "home": options.home},
                f"built {', '.join(result.tags)} ({result.image_id[:19]}) on {image} "
                f"in {result.seconds:.0f} s")
 

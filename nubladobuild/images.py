@@ -72,14 +72,40 @@ def resolve_python_image(choice: str, suite: str = "trixie",
     return choice
 
 
+@dataclass(frozen=True)
+class BaseOptions:
+    """Build options of the JupyterLab base (Dockerfile.base ARGs).
+
+    ``jupyterhub`` is the hub major version the lab venv is locked for;
+    ``minimal`` installs tini only, no terminal tools; the user, uid, gid
+    and home are the lab user's.
+    """
+
+    jupyterhub: int = 6
+    minimal: bool = False
+    user: str = "lab"
+    uid: int = 1000
+    gid: int = 100
+    home: str = "/home/lab"
+
+    def build_args(self) -> dict[str, str]:
+        """Return the Dockerfile.base build arguments."""
+        return {"JUPYTERHUB_MAJOR": str(self.jupyterhub),
+                "TOOLS": "minimal" if self.minimal else "default",
+                "LAB_USER": self.user, "LAB_UID": str(self.uid),
+                "LAB_GID": str(self.gid), "LAB_HOME": self.home}
+
+
 def build_base(*, python_image: str, tags: list[str], secrets: BuildSecrets,
                sink: LineSink | None, extra_apt: str = "",
-               no_cache: bool = False) -> BuildResult:
+               no_cache: bool = False,
+               options: BaseOptions | None = None) -> BuildResult:
     """Build nublado-jupyterlab-base from Dockerfile.base and base/."""
     root = data_root()
     return run_build(
         what="base image", context=root, dockerfile=root / "Dockerfile.base",
-        build_args={"BASE_IMAGE": python_image, "EXTRA_APT_PACKAGES": extra_apt},
+        build_args={"BASE_IMAGE": python_image, "EXTRA_APT_PACKAGES": extra_apt,
+                    **(options or BaseOptions()).build_args()},
         tags=tags, secrets=secrets, sink=sink, no_cache=no_cache)
 
 

@@ -4,13 +4,22 @@
 # shells (/etc/bash.bashrc). Runs the payload's setup files from
 # /usr/local/share/jupyterlab/shell.d only when the lab's sentinel
 # RUNNING_INSIDE_JUPYTERLAB is set, so `docker run IMAGE bash` stays plain.
+# Then puts ~/.local/bin first on PATH, so that `pip install --user TOOL`
+# followed by `TOOL` works.
 # Not `set -e`: this file is sourced into the user's shell.
 if [ -n "${RUNNING_INSIDE_JUPYTERLAB:-}" ] && [ -z "${__nublado_payload_shell_done:-}" ]; then
     __nublado_payload_shell_done=1
     for __nublado_f in /usr/local/share/jupyterlab/shell.d/*.sh; do
         if [ -r "$__nublado_f" ]; then
+            # shellcheck source=/dev/null
             . "$__nublado_f"
         fi
     done
     unset __nublado_f
+    if [ -n "${HOME:-}" ] && [ "$HOME" != / ]; then
+        case ":${PATH}:" in
+            *":${HOME}/.local/bin:"*) ;;
+            *) PATH="${HOME}/.local/bin:${PATH}"; export PATH ;;
+        esac
+    fi
 fi
