@@ -443,11 +443,19 @@ class Hub:
                        mine[0], seconds)
 
     def stop_server(self, user: str, timeout: float = 120) -> float:
-        """Stop ``user``'s server (DELETE), wait until the hub has it stopped."""
+        """Stop ``user``'s server (DELETE); wait until it is stopped and gone.
+
+        The hub reports the server stopped once ``docker stop`` returned and
+        the removal was asked for; with ``remove=True`` (Docker's
+        auto-remove) the daemon may still be removing the container, so this
+        also waits until no container of ``user`` is left. Returns the
+        seconds from the DELETE to that point.
+        """
         start = time.monotonic()
         self.api("DELETE", f"/users/{user}/server", expect=(202, 204))
-        while self.server_model(user) is not None:
+        while self.server_model(user) is not None or self.containers(user):
             if time.monotonic() - start > timeout:
-                raise self.fail(f"{user}'s server did not stop in {timeout} s")
+                raise self.fail(f"{user}'s server was not stopped and removed in "
+                                f"{timeout} s (containers: {self.containers(user)})")
             time.sleep(0.1)
         return time.monotonic() - start
