@@ -57,9 +57,11 @@ def _ids(server: tuple[int, Mode]) -> str:
 @pytest.fixture(scope="session")
 def hub_tools(engine: None) -> None:
     """Require node and configurable-http-proxy (fail under CI=true)."""
-    require(shutil.which("node") is not None,
-            "node is not on PATH (run scripts/setup-hub)")
-    require(CHP.exists(), f"{CHP} is missing (run scripts/setup-hub: npm ci)")
+    for tool in ("node", "npm"):
+        require(shutil.which(tool) is not None,
+                f"{tool} is not on PATH (run scripts/setup-docker)")
+    require(CHP.exists(),
+            f"{CHP} is missing (run scripts/setup-hub-proxy: npm ci)")
     version = subprocess.run([str(CHP), "--version"], capture_output=True,
                              text=True, timeout=60, check=False)
     require(version.returncode == 0,
