@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -141,15 +142,22 @@ def bench_docker_stop(image: str, reps: int) -> dict[str, Any]:
 
 def bench_hub(image: str, reps: int = 3) -> dict[str, Any]:
     """Run both measurements; the runner's entry point."""
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="nublado-bench-hub-") as tmp:
         spawns = bench_hub_spawns(image, reps, Path(tmp))
-    return {"spawns": spawns, "docker_stop": bench_docker_stop(image, reps)}
+    stop = bench_docker_stop(image, reps)
+    return {"spawns": spawns, "docker_stop": stop,
+            "loadavg_1min": [load_before[0], os.getloadavg()[0]],
+            "cpus": os.cpu_count()}
 
 
 def table(result: dict[str, Any]) -> str:
     """Return a Markdown table of :func:`bench_hub`'s result."""
     spawns = result["spawns"]
-    lines = [f"JupyterHub {spawns['hub_version']}, image `{spawns['image']}`",
+    load = result.get("loadavg_1min", [0, 0])
+    lines = [f"JupyterHub {spawns['hub_version']}, image `{spawns['image']}`; "
+             f"{result.get('cpus')} CPUs, 1-min load {load[0]:.1f} before, "
+             f"{load[1]:.1f} after; median (min-max, n)",
              "",
              "| mode | spawn-to-ready (s) | first /api/status (s) | hub stop (s) |",
              "|---|---|---|---|"]

@@ -355,6 +355,16 @@ class Hub:
                              check=False).stdout
         return sorted(out.split())
 
+    def container_logs(self, user: str, lines: int = 60) -> str:
+        """Return the end of ``user``'s container output (for failure messages)."""
+        out = []
+        for name in self.containers(user):
+            proc = subprocess.run(["docker", "logs", "--tail", str(lines), name],
+                                  capture_output=True, text=True, timeout=60,
+                                  check=False)
+            out.append(f"--- docker logs {name} ---\n{proc.stdout}{proc.stderr}")
+        return "\n".join(out) or f"(no container of {user} left)"
+
     def remove_containers(self) -> None:
         """Force-remove every container labelled with this hub's run id."""
         names = self.containers()
@@ -430,9 +440,11 @@ class Hub:
                 break
             if server is None:
                 raise self.fail(f"spawning {mode.user} ({mode.description}): "
-                                "the spawn failed (the hub dropped the server)")
+                                "the spawn failed (the hub dropped the server)\n"
+                                f"{self.container_logs(mode.user)}")
             if time.monotonic() > deadline:
-                raise self.fail(f"spawning {mode.user}: not ready in {timeout} s")
+                raise self.fail(f"spawning {mode.user}: not ready in {timeout} s\n"
+                                f"{self.container_logs(mode.user)}")
             time.sleep(0.1)
         seconds = time.monotonic() - start
         mine = self.containers(mode.user, all_states=False)

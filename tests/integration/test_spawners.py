@@ -189,28 +189,28 @@ def test_kernelspecs_are_the_payloads(server: tuple[Hub, Mode, Spawned]) -> None
 
 
 def test_kernel_runs_payload_python(server: tuple[Hub, Mode, Spawned]) -> None:
-    _hub, _mode, spawned = server
+    hub, mode, spawned = server
     out = execute_in_lab(spawned.url, spawned.token, KERNEL,
                          "import sys; print(sys.executable)")
-    assert out["status"] == "ok", out["errors"]
+    assert out["status"] == "ok", (out["errors"], hub.container_logs(mode.user))
     assert out["stdout"].strip() == PAYLOAD_PYTHON
 
 
 def test_python3_kernel_runs_payload(server: tuple[Hub, Mode, Spawned]) -> None:
     """A kernel asked for as ``python3`` (notebooks, REST clients) is the payload's."""
-    _hub, _mode, spawned = server
+    hub, mode, spawned = server
     out = execute_in_lab(spawned.url, spawned.token, "python3",
                          "import sys; print(sys.executable)")
-    assert out["status"] == "ok", out["errors"]
+    assert out["status"] == "ok", (out["errors"], hub.container_logs(mode.user))
     assert out["stdout"].strip() == PAYLOAD_PYTHON, (
         "POST /api/kernels {name: python3} ran the lab's Python, not the payload")
 
 
 def test_notebook_pip_is_payloads(server: tuple[Hub, Mode, Spawned]) -> None:
     """``!pip --version`` in a notebook is the payload's pip."""
-    _hub, _mode, spawned = server
+    hub, mode, spawned = server
     out = execute_in_lab(spawned.url, spawned.token, KERNEL, "!pip --version")
-    assert out["status"] == "ok", out["errors"]
+    assert out["status"] == "ok", (out["errors"], hub.container_logs(mode.user))
     line = out["stdout"].strip()
     assert PAYLOAD_PIP.fullmatch(line), f"!pip --version printed {line!r}"
 
