@@ -199,9 +199,14 @@ def test_lab_offers_payload_kernels_only(lab: tuple[Container, str],
 
 
 def test_lab_server_runs_from_lab_venv(lab: tuple[Container, str]) -> None:
+    """Tini is PID 1; its child, the server, is the lab venv's Python (-I)."""
     box, _ = lab
-    proc = box.exec("bash", "-c", "cat /proc/1/cmdline | tr '\\0' ' '", check=True)
-    assert proc.stdout.startswith(f"{LAB_ROOT}/venv/bin/python3 -s "), proc.stdout
+    proc = box.exec("bash", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; "
+                    "tr '\\0' ' ' < /proc/$(cut -d' ' -f1 /proc/1/task/1/children)"
+                    "/cmdline", check=True)
+    init, server = proc.stdout.splitlines()
+    assert init.startswith("/usr/bin/tini -s -- "), proc.stdout
+    assert server.startswith(f"{LAB_ROOT}/venv/bin/python3 -I -m "), proc.stdout
 
 
 def test_lab_terminal_gets_payload_setup(lab: tuple[Container, str], lab_token: str,

@@ -126,12 +126,14 @@ def test_starts_like_the_old_controller(which: str, request: pytest.FixtureReque
         logs = docker("logs", name, check=False)
         assert status, f"no /api answer in 120 s:\n{logs.stderr[-3000:]}"
         print(f"{image}: legacy start ready in {ready:.1f} s")
-        ps = docker("exec", name, "bash", "-c", "id -u; tr '\\0' ' ' < "
-                    "/proc/1/cmdline; echo; awk '$2 == \"/\" {print $4}' "
+        ps = docker("exec", name, "bash", "-c", "id -u; tr '\\0' ' ' < /proc/$(cut "
+                    "-d' ' -f1 /proc/1/task/1/children)/cmdline; echo; "
+                    "awk '$2 == \"/\" {print $4}' "
                     "/proc/mounts | cut -d, -f1").stdout
         uid, cmdline, root = ps.splitlines()
         assert uid == UID.split(":")[0]
-        assert cmdline.startswith("/usr/local/share/jupyterlab/venv/bin/python3 -s ")
+        assert cmdline.startswith("/usr/local/share/jupyterlab/venv/bin/python3 -I -m "
+                                  "jupyterlab ")
         assert root == "ro"
         assert ready < 60
     finally:

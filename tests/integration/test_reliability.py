@@ -218,7 +218,7 @@ def test_kernel_sees_nasty_values_literally(nasty: NastyBuild) -> None:
 
 
 def test_broken_user_jupyter_server_cannot_break_the_lab(nasty: NastyBuild) -> None:
-    """runlab runs the server with -s; the payload kernel sees user packages."""
+    """runlab runs the server with -I; the payload kernel sees user packages."""
     site = f"/home/user/.local/lib/python{nasty.python_version}/site-packages"
     token = uuid.uuid4().hex
     box = Container(nasty.tag, user="4242:4242", read_only=True, publish=True,

@@ -33,7 +33,7 @@ from nublado_lab.startup import (  # noqa: E402
 
 VENV = "/usr/local/share/jupyterlab/venv"
 PY = f"{VENV}/bin/python3"
-NOW = datetime.datetime(2026, 11, 24, 18, 30, 5, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2026, 11, 24, 18, 30, 5, tzinfo=datetime.UTC)
 HOME = "/home/lab"
 
 #: The argv the Nublado controller writes (tests/data/startup/output/args.json
@@ -272,9 +272,23 @@ def test_unusable_tmpdir_is_unset() -> None:
 
 @pytest.mark.parametrize("args", [["--notebook-dir=/data"], ["--notebook-dir", "/data"],
                                   ["--ServerApp.root_dir=/data"],
-                                  ["--ServerApp.notebook_dir=/x", "--notebook-dir=/data"]])
+                                  ["--ServerApp.notebook_dir=/x",
+                                   "--notebook-dir=/data"]])
 def test_start_directory_from_argv(args: list[str]) -> None:
     assert run({}, args).cwd == "/data"
+
+
+@pytest.mark.parametrize(("root", "cwd"), [("/data", "/data"), ("~", HOME),
+                                           ("~/work", f"{HOME}/work"), ("", HOME)])
+def test_start_directory_from_the_hubs_root_dir(root: str, cwd: str) -> None:
+    launch = run({"JUPYTERHUB_API_TOKEN": "t", "JUPYTERHUB_ROOT_DIR": root})
+    assert launch.cwd == cwd
+
+
+def test_hub_root_dir_ignored_by_a_plain_lab_and_after_argv() -> None:
+    assert run({"JUPYTERHUB_ROOT_DIR": "/data"}).cwd == HOME
+    assert run({"JUPYTERHUB_API_TOKEN": "t", "JUPYTERHUB_ROOT_DIR": "/data"},
+               ["--notebook-dir=/nb"]).cwd == "/nb"
 
 
 # --- the server's environment --------------------------------------------------
@@ -387,6 +401,28 @@ def test_malformed_files_one_line_naming_the_file(
         read_protocol([directory])
     assert str(info.value) == f"{directory / file}: {message}"
     assert "\n" not in str(info.value)
+
+
+def test_unsearchable_directory_counts_as_present(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A startup directory we may not search: reading it names the file."""
+    directory = tmp_path / "s"
+    real_lstat = os.lstat
+
+    def lstat(path: Any) -> Any:
+        if str(path).startswith(str(directory)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_lstat(path)
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    with pytest.raises(StartupError) as info:
+        read_protocol([directory])
+    assert str(info.value).startswith(f"{directory}/env.json: ")
+
+
+def test_file_under_a_file_is_absent(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("")
+    assert read_protocol([tmp_path / "f"]) is None
 
 
 def test_unreadable_file(tmp_path: Path) -> None:
@@ -616,7 +652,8 @@ def test_kernelspecs_alias_target_order(kernels: Path,
     assert manager(kernels).alias_target() == "lsst"  # the only one left
 
 
-def test_kernelspecs_environment(kernels: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kernelspecs_environment(kernels: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NUBLADO_PAYLOAD_ENV", json.dumps(
         {"LD_LIBRARY_PATH": "/opt/p/lib", "PYTHONPATH": "/opt/$x", "K": "server"}))
     spec = manager(kernels).get_kernel_spec("lsst")
@@ -656,7 +693,7 @@ def test_server_config_uses_the_manager(monkeypatch: pytest.MonkeyPatch,
     config_file = REPO / "base/static/usr/local/etc/jupyter/jupyter_server_config.py"
     c = Config()
     namespace = {"get_config": lambda: c}
-    exec(compile(config_file.read_text(), str(config_file), "exec"), namespace)  # noqa: S102
+    exec(compile(config_file.read_text(), str(config_file), "exec"), namespace)
     assert c.ServerApp.kernel_spec_manager_class == \
         "nublado_lab.kernelspecs.NubladoKernelSpecManager"
     assert c.ServerApp.terminado_settings == {"shell_command": command}

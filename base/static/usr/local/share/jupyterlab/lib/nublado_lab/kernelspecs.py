@@ -151,7 +151,8 @@ class NubladoKernelSpecManager(KernelSpecManager):
             spec = super().get_kernel_spec(kernel_name)
         except NoSuchKernel:
             target = self.alias_target()
-            if kernel_name.lower() not in ALIASES and not self._hidden_name(kernel_name):
+            aliased = kernel_name.lower() in ALIASES or self._hidden_name(kernel_name)
+            if not aliased:
                 raise
             if not target or target.lower() == kernel_name.lower():
                 raise

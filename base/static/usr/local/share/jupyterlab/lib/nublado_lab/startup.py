@@ -28,7 +28,8 @@ aside into ``~/.user_env.<UTC time>``) and ``CPU_LIMIT`` (``CPU_COUNT`` and
 the thread-count variables). In every case ``RUNNING_INSIDE_JUPYTERLAB=TRUE``
 is exported, the payload's default kernel (``NUBLADO_DEFAULT_KERNEL``)
 becomes ``MappingKernelManager.default_kernel_name`` unless the argv names
-one, the server starts in ``$HOME`` (or the notebook directory it is given),
+one, the server starts in ``$HOME`` (or the notebook directory it is given,
+or the hub's ``JUPYTERHUB_ROOT_DIR``),
 and variables that would change how the server's own Python or its shared
 libraries load (``LD_*``, ``PYTHON*``, ``BASH_ENV``, ``ENV``) are taken out
 of the server's environment and handed, unchanged, to kernels and terminals
@@ -204,6 +205,17 @@ def _json_type(value: object) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+def _present(path: Path) -> bool:
+    """Return whether ``path`` exists, or might (it cannot be checked)."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True  # e.g. a directory we may not search: reading will say
+    return True
+
+
 def read_protocol(dirs: Sequence[Path] = STARTUP_DIRS) -> Protocol | None:
     """Return the first directory's protocol files, or None when none has any.
 
@@ -218,8 +230,7 @@ def read_protocol(dirs: Sequence[Path] = STARTUP_DIRS) -> Protocol | None:
     """
     for directory in dirs:
         env_path, args_path = directory / "env.json", directory / "args.json"
-        if env_path.exists() or args_path.exists() or env_path.is_symlink() \
-                or args_path.is_symlink():
+        if _present(env_path) or _present(args_path):
             return Protocol(directory, read_env_file(env_path),
                             read_args_file(args_path))
     return None
@@ -376,7 +387,8 @@ def decide(environ: Mapping[str, str], args: Sequence[str], *,
         else:
             mode = "jupyter lab"
             module = "jupyterlab"
-            options += [f"--ip={env.get('JUPYTERLAB_IP') or '0.0.0.0'}",
+            ip = env.get("JUPYTERLAB_IP") or "0.0.0.0"  # noqa: S104 - the lab's port
+            options += [f"--ip={ip}",
                         f"--port={env.get('JUPYTERLAB_PORT') or '8888'}",
                         "--no-browser"]
         if _enabled(env.get("DEBUG")):
@@ -405,7 +417,14 @@ def decide(environ: Mapping[str, str], args: Sequence[str], *,
         warnings.append(f"TMPDIR {tmpdir} is not a writable directory; unset")
         del env["TMPDIR"]
 
-    cwd = _option_value(argv, _NOTEBOOK_DIR_OPTIONS) or home
+    cwd = _option_value(argv, _NOTEBOOK_DIR_OPTIONS)
+    if not cwd and "jupyterhub.singleuser" in argv[:4]:
+        # The hub's Spawner.notebook_dir; the server expands ~ the same way.
+        root = env.get("JUPYTERHUB_ROOT_DIR", "")
+        if root == "~" or root.startswith("~/"):
+            root = home + root[1:]
+        cwd = root
+    cwd = cwd or home
     return Launch(argv=argv, env=server_environment(env, venv), cwd=cwd, mode=mode,
                   moves=moves, warnings=warnings)
 
@@ -472,7 +491,7 @@ def apply(launch: Launch) -> NoReturn:
     _say(f"starting {launch.mode} in {cwd}")
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(launch.argv[0], launch.argv, launch.env)
+    os.execve(launch.argv[0], launch.argv, launch.env)  # noqa: S606
 
 
 def main(args: Sequence[str] | None = None) -> NoReturn:
@@ -482,7 +501,7 @@ def main(args: Sequence[str] | None = None) -> NoReturn:
         shim = bool(args) and args[0] == ENTRY_SINGLEUSER
         protocol = None if shim else read_protocol()
         launch = decide(os.environ, args, protocol=protocol,
-                        now=datetime.datetime.now(datetime.timezone.utc),
+                        now=datetime.datetime.now(datetime.UTC),
                         usable_dir=_usable_dir)
     except StartupError as exc:
         _say(f"error: {exc}")
