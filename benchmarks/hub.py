@@ -35,7 +35,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.hub.harness import MODES, Hub, HubError, free_port
+from tests.hub.harness import MODES, Hub, HubError, free_port, hub_python_5
 
 
 def _log(message: str) -> None:
@@ -58,9 +58,10 @@ def _wait_status(hub: Hub, user: str, token: str, start: float,
     raise hub.fail(f"/user/{user}/api/status never answered 200")
 
 
-def bench_hub_spawns(image: str, reps: int, workdir: Path) -> dict[str, Any]:
+def bench_hub_spawns(image: str, reps: int, workdir: Path,
+                     hub_python: str = sys.executable) -> dict[str, Any]:
     """Spawn and stop every mode ``reps`` times through one hub."""
-    hub = Hub(python=sys.executable, image=image, workdir=workdir)
+    hub = Hub(python=hub_python, image=image, workdir=workdir)
     times: dict[str, dict[str, list[float]]] = {
         m.user: {"spawn_to_ready": [], "first_status": [], "hub_stop": []}
         for m in MODES}
@@ -140,11 +141,12 @@ def bench_docker_stop(image: str, reps: int) -> dict[str, Any]:
     return out
 
 
-def bench_hub(image: str, reps: int = 3) -> dict[str, Any]:
+def bench_hub(image: str, reps: int = 3,
+              hub_python: str = sys.executable) -> dict[str, Any]:
     """Run both measurements; the runner's entry point."""
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="nublado-bench-hub-") as tmp:
-        spawns = bench_hub_spawns(image, reps, Path(tmp))
+        spawns = bench_hub_spawns(image, reps, Path(tmp), hub_python)
     stop = bench_docker_stop(image, reps)
     return {"spawns": spawns, "docker_stop": stop,
             "loadavg_1min": [load_before[0], os.getloadavg()[0]],
@@ -182,10 +184,15 @@ def main() -> int:
     parser.add_argument("--image", required=True,
                         help="a payload image (e.g. scipy-lab:test)")
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--hub", choices=["5", "6"], default="6",
+                        help="hub major: 6 is the dev venv's, 5 the hash-locked "
+                        "venv of the tests (.venv-hub5); give an image built "
+                        "on a base of the same major")
     parser.add_argument("--output", type=Path,
                         default=Path(__file__).parent / "results" / "hub.json")
     args = parser.parse_args()
-    result = bench_hub(args.image, args.reps)
+    python = hub_python_5() if args.hub == "5" else sys.executable
+    result = bench_hub(args.image, args.reps, python)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
