@@ -361,6 +361,19 @@ def test_kernel_sees_env_json_and_tmpdir(lab: Lab) -> None:
                             HOME]
 
 
+def test_kernel_path_user_bin_and_payload_first(lab: Lab) -> None:
+    """`!python`, `!pip` and `pip install --user` tools resolve as users expect."""
+    result = execute_in_lab(
+        lab.base, lab.token, "lsst",
+        "import os, shutil, subprocess; print(shutil.which('python')); "
+        f"print('{HOME}/.local/bin' in os.environ['PATH'].split(':')); "
+        "print(subprocess.run(['python', '-c', 'import sys; print(sys.prefix)'], "
+        "capture_output=True, text=True).stdout.strip())")
+    assert result["status"] == "ok", result
+    assert result["stdout"].split() == [
+        SCIPLAT_PYTHON, "True", SCIPLAT_PYTHON.removesuffix("/bin/python")]
+
+
 def test_python3_kernel_runs_the_payload(lab: Lab) -> None:
     result = execute_in_lab(lab.base, lab.token, "python3",
                             "import sys; print(sys.executable)")

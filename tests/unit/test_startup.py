@@ -659,6 +659,8 @@ def test_kernelspecs_environment(kernels: Path,
     spec = manager(kernels).get_kernel_spec("lsst")
     assert spec.env == {"K": "v", "LD_LIBRARY_PATH": "/opt/p/lib",
                         "PYTHONPATH": "/opt/$$x", "PATH": "/home/u/.local/bin:${PATH}"}
+    other = manager(kernels).get_kernel_spec("other")
+    assert other.env["PATH"] == f"/home/u/.local/bin:{kernels}/payload/bin:${{PATH}}"
     # Listing shows the specs as written.
     listed = manager(kernels).get_all_specs()["lsst"]["spec"]
     assert listed["env"] == {"K": "v"}
@@ -697,3 +699,41 @@ def test_server_config_uses_the_manager(monkeypatch: pytest.MonkeyPatch,
     assert c.ServerApp.kernel_spec_manager_class == \
         "nublado_lab.kernelspecs.NubladoKernelSpecManager"
     assert c.ServerApp.terminado_settings == {"shell_command": command}
+
+
+def test_kernelspecs_payload_bin_from_nublado_metadata(kernels: Path) -> None:
+    d = kernels / "data" / "kernels" / "wrapped"
+    d.mkdir()
+    (d / "kernel.json").write_text(json.dumps(
+        {"argv": ["/usr/local/share/jupyterlab/kernels/wrapped/launch",
+                  "{connection_file}"],
+         "display_name": "Wrapped", "language": "python",
+         "env": {"PATH": "/opt/extra:${PATH}"},
+         "metadata": {"nublado": {"python": "/opt/payload/venv/bin/python"}}}))
+    spec = manager(kernels).get_kernel_spec("wrapped")
+    assert spec.env["PATH"] == "/home/u/.local/bin:/opt/payload/venv/bin:" \
+        "/opt/extra:${PATH}"
+
+
+@pytest.mark.parametrize("metadata", [{}, {"nublado": "x"}, {"nublado": {"python": 3}},
+                                      {"nublado": {"python": "python3"}}])
+def test_kernelspecs_no_payload_bin_without_a_known_python(
+        kernels: Path, metadata: dict[str, Any]) -> None:
+    d = kernels / "data" / "kernels" / "wrapped"
+    d.mkdir()
+    (d / "kernel.json").write_text(json.dumps(
+        {"argv": ["/opt/w/launch", "{connection_file}"], "display_name": "W",
+         "language": "python", "metadata": metadata}))
+    assert manager(kernels).get_kernel_spec("wrapped").env["PATH"] == \
+        "/home/u/.local/bin:${PATH}"
+
+
+def test_kernelspecs_no_payload_bin_inside_the_lab(kernels: Path) -> None:
+    d = kernels / "data" / "kernels" / "wrapped"
+    d.mkdir()
+    (d / "kernel.json").write_text(json.dumps(
+        {"argv": ["/opt/w/launch", "{connection_file}"], "display_name": "W",
+         "language": "python",
+         "metadata": {"nublado": {"python": f"{kernels}/labvenv/bin/python3"}}}))
+    assert manager(kernels).get_kernel_spec("wrapped").env["PATH"] == \
+        "/home/u/.local/bin:${PATH}"

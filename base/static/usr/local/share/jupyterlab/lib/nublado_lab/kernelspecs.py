@@ -165,15 +165,45 @@ class NubladoKernelSpecManager(KernelSpecManager):
         directory = self._find_spec_directory(kernel_name.lower())
         return directory is not None and self._hidden(directory)
 
+    def payload_bin(self, spec: KernelSpec) -> str | None:
+        """Return the ``bin`` directory of the Python a spec runs, if known.
+
+        From ``metadata.nublado.python`` (written by nublado-build for every
+        kernel, wrapper or not), else from an argv that runs a Python
+        directly.
+        """
+        metadata = spec.metadata if isinstance(spec.metadata, dict) else {}
+        nublado = metadata.get("nublado")
+        python = nublado.get("python") if isinstance(nublado, dict) else None
+        if not isinstance(python, str) or not os.path.isabs(python):
+            program = spec.argv[0] if spec.argv else ""
+            python = program if os.path.basename(program).startswith("python") \
+                else None
+        if not python or not os.path.isabs(python) or self._in_lab(python):
+            return None
+        return os.path.dirname(os.path.normpath(python))
+
     def _with_environment(self, spec: KernelSpec) -> KernelSpec:
-        """Add the kept variables and ``~/.local/bin`` to the spec's env."""
+        """Add the kept variables and the kernel's PATH to the spec's env.
+
+        PATH starts with ``~/.local/bin`` then the payload Python's ``bin``
+        (as in repo2docker images), so ``!pip``, ``!python`` and tools a
+        user installed with ``pip install --user`` are the ones a notebook's
+        ``!`` commands find.
+        """
         env = dict(spec.env or {})
         for name, value in kept_environment().items():
             # jupyter_client substitutes ${NAME} in spec env values: keep ours literal.
             env.setdefault(name, value.replace("$", "$$"))
+        first = []
         home = os.environ.get("HOME", "")
         if home and home != "/":
-            local_bin = os.path.join(home, ".local", "bin").replace("$", "$$")
-            env["PATH"] = f"{local_bin}:{env.get('PATH', '${PATH}')}"
+            first.append(os.path.join(home, ".local", "bin"))
+        payload_bin = self.payload_bin(spec)
+        if payload_bin:
+            first.append(payload_bin)
+        if first:
+            prefix = ":".join(p.replace("$", "$$") for p in first)
+            env["PATH"] = f"{prefix}:{env.get('PATH', '${PATH}')}"
         spec.env = env
         return spec
