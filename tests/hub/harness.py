@@ -64,6 +64,7 @@ class Mode:
     cmd: list[str] | None = None
     uid: int | None = None
     read_only: bool = False
+    home_volume: str = ""  # mount a named volume (the hub's) at this path
     description: str = ""
 
     def spawner_settings(self) -> dict[str, Any]:
@@ -75,7 +76,8 @@ class Mode:
         if self.read_only:
             host["read_only"] = True
             host["tmpfs"] = {"/tmp": "rw,nosuid,nodev,mode=1777"}
-        return {"cmd": self.cmd, "create": create, "host": host}
+        return {"cmd": self.cmd, "create": create, "host": host,
+                "home": self.home_volume}
 
 
 #: The three ways the issue asks for (issue 11, "Tests").
@@ -213,6 +215,9 @@ def _config(hub: Hub) -> str:
                        SETTINGS["user_label"]: spawner.user.name}}
             spawner.extra_create_kwargs = {{"labels": labels, **mode["create"]}}
             spawner.extra_host_config = mode["host"]
+            if mode["home"]:
+                volume = SETTINGS["prefix"] + "-home-" + spawner.escaped_name
+                spawner.volumes = {{volume: mode["home"]}}
 
 
         c.Spawner.pre_spawn_hook = pre_spawn_hook
@@ -328,6 +333,7 @@ class Hub:
             proc.wait(timeout=30)
         self._kill_proxy()
         self.remove_containers()
+        self.remove_volumes()
 
     def _kill_proxy(self) -> None:
         pid_file = self.workdir / "proxy.pid"
@@ -364,6 +370,20 @@ class Hub:
                                   check=False)
             out.append(f"--- docker logs {name} ---\n{proc.stdout}{proc.stderr}")
         return "\n".join(out) or f"(no container of {user} left)"
+
+    def volumes(self) -> list[str]:
+        """Return the names of this hub's home volumes."""
+        out = subprocess.run(
+            ["docker", "volume", "ls", "-q", "--filter", f"name={self.prefix}-home-"],
+            capture_output=True, text=True, timeout=60, check=False).stdout
+        return sorted(out.split())
+
+    def remove_volumes(self) -> None:
+        """Remove this hub's home volumes (after its containers are gone)."""
+        names = self.volumes()
+        if names:
+            subprocess.run(["docker", "volume", "rm", "-f", *names],
+                           capture_output=True, timeout=120, check=False)
 
     def remove_containers(self) -> None:
         """Force-remove every container labelled with this hub's run id."""

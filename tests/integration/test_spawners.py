@@ -43,6 +43,10 @@ PAYLOAD_PIP = re.compile(
     r"\(python 3\.\d+\)")
 LAB_VENV = "/usr/local/share/jupyterlab/venv"
 
+#: The README's DockerSpawner advice: a named volume at the lab user's home.
+HOME_VOLUME = Mode("homevol", home_volume="/home/lab",
+                   description="a named volume at the lab user's home")
+
 #: (hub major, mode) for every spawned server; ids read "hub6-z2jh-cmd".
 SERVERS = [(major, mode) for major in (6, 5) for mode in MODES]
 
@@ -86,14 +90,15 @@ def scipy5_image(engine: None) -> str:
 
 
 def _run_hub(python: str, image: str, workdir: Path, major: int) -> Iterator[Hub]:
-    hub = Hub(python=python, image=image, workdir=workdir, major=major)
+    hub = Hub(python=python, image=image, workdir=workdir, major=major,
+              modes=(*MODES, HOME_VOLUME))
     try:
         hub.start()
         yield hub
     finally:
         hub.stop()
-        leftover = hub.containers()
-        assert leftover == [], f"containers left after the hub stopped: {leftover}"
+        leftover = hub.containers() + hub.volumes()
+        assert leftover == [], f"left after the hub stopped: {leftover}"
 
 
 @pytest.fixture(scope="module")
@@ -235,3 +240,34 @@ def test_stop_removes_container(server: tuple[Hub, Mode, Spawned]) -> None:
     gone = subprocess.run(["docker", "inspect", spawned.container],
                           capture_output=True, text=True, timeout=60, check=False)
     assert gone.returncode == 1 and "No such object" in gone.stderr
+
+
+def test_home_volume_keeps_files(hub6: Hub) -> None:
+    """A file saved in the lab survives a restart with a volume at the home.
+
+    The README's DockerSpawner setting (``volumes`` at ``/home/lab``): the
+    lab starts in the home, so the contents API writes onto the volume.
+    """
+    user = HOME_VOLUME.user
+    path = f"/user/{user}/api/contents/kept.txt"
+    first = hub6.spawn(HOME_VOLUME)
+    try:
+        status, data, _ = hub6.request(
+            "PUT", path, {"type": "file", "format": "text", "content": "kept\n"},
+            token=first.token)
+        assert status == 201, data
+        assert data["path"] == "kept.txt"
+    finally:
+        hub6.stop_server(user)
+    assert hub6.volumes() == [f"{hub6.prefix}-home-{user}"]
+    second = hub6.spawn(HOME_VOLUME)
+    try:
+        status, data, _ = hub6.request("GET", path, token=second.token)
+        assert status == 200, data
+        assert data["content"] == "kept\n"
+        on_disk = subprocess.run(["docker", "exec", second.container, "cat",
+                                  "/home/lab/kept.txt"], capture_output=True,
+                                 text=True, timeout=60, check=False)
+        assert on_disk.stdout == "kept\n"
+    finally:
+        hub6.stop_server(user)
