@@ -170,13 +170,18 @@ def test_spawned_as_asked(server: tuple[Hub, Mode, Spawned]) -> None:
     assert info["HostConfig"]["ReadonlyRootfs"] is mode.read_only
     assert info["HostConfig"]["AutoRemove"] is True
     assert info["HostConfig"]["NetworkMode"] == "bridge"
+    # The lab's port is published on loopback only.
+    assert info["HostConfig"]["PortBindings"] == {
+        "8888/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
     uid = subprocess.run(["docker", "exec", spawned.container, "id", "-u"],
                          capture_output=True, text=True, timeout=60, check=True)
     assert uid.stdout.strip() == str(mode.uid or image["User"].split(":")[0])
 
 
-def test_status(server: tuple[Hub, Mode, Spawned]) -> None:
+def test_status(server: tuple[Hub, Mode, Spawned],
+                record_property: Callable[[str, object], None]) -> None:
     hub, mode, spawned = server
+    record_property("spawn_to_ready_s", round(spawned.seconds_to_ready, 2))
     status, data, _ = hub.request("GET", f"/user/{mode.user}/api/status",
                                   token=spawned.token)
     assert status == 200, hub.fail(f"/api/status -> {status}: {data!r}")
