@@ -190,7 +190,8 @@ class Lab:
 
 
 def run_args(image: str, startup: Path | None, volume: str, hub: FakeHub,
-             name: str, command: tuple[str, ...] = (LEGACY_START,)) -> list[str]:
+             name: str, command: tuple[str, ...] = (LEGACY_START,),
+             extra_env: dict[str, str] | None = None) -> list[str]:
     """Return `docker run` arguments for a lab started like the controller does.
 
     Without ``startup`` there are no protocol files (a hub's spawner).
@@ -212,6 +213,7 @@ def run_args(image: str, startup: Path | None, volume: str, hub: FakeHub,
         "JUPYTERLAB_CONFIG_DIR": "/opt/lsst/software/jupyterlab",
         "JUPYTER_IMAGE": image, "CPU_LIMIT": "1", "MEM_LIMIT": "4294967296",
         "NUBLADO_HOME": HOME,
+        **(extra_env or {}),
     }
     args = ["run", "-d", "--name", name, "--label", "io.nublado.test=protocol",
             "--user", f"{UID}:{UID}", "--read-only", "--cap-drop", "ALL",
@@ -237,11 +239,12 @@ def home_volume(sciplat: str) -> Iterator[str]:
 
 
 def start_lab(image: str, startup: Path | None, volume: str, hub: FakeHub,
-              command: tuple[str, ...] = (LEGACY_START,)) -> Lab:
+              command: tuple[str, ...] = (LEGACY_START,),
+              extra_env: dict[str, str] | None = None) -> Lab:
     """Start a lab the controller's way and wait for its API (120 s)."""
     name = f"nublado-protocol-{uuid.uuid4().hex[:10]}"
     start = time.monotonic()
-    docker(*run_args(image, startup, volume, hub, name, command))
+    docker(*run_args(image, startup, volume, hub, name, command, extra_env))
     port = int(docker("port", name, "8888/tcp").stdout.split(":")[-1])
     base = f"http://127.0.0.1:{port}{PREFIX}"
     while time.monotonic() - start < 120:
@@ -459,6 +462,48 @@ def test_docker_stop_is_quick(sciplat: str, home_volume: str, hub: FakeHub,
     assert code.strip() != "137", "the lab was killed, not stopped"
 
 
+# --- the old controller: no startup files, its variables -----------------------
+
+
+def test_old_controller_variables(sciplat: str, hub: FakeHub) -> None:
+    """runlab.sh without startup files: DEBUG, CPU_LIMIT, RESET_USER_ENV."""
+    volume = f"nublado-protocol-old-{uuid.uuid4().hex[:8]}"
+    docker("volume", "create", volume)
+    try:
+        docker("run", "--rm", "--user", "0:0", "-v", f"{volume}:{HOME}",
+               "--entrypoint", "bash", sciplat, "-c",
+               f"mkdir -p {HOME}/.local/bin {HOME}/.jupyter {HOME}/notebooks && "
+               f"touch {HOME}/notebooks/.user_setups {HOME}/keep.txt && "
+               f"chown -R {UID}:{UID} {HOME}")
+        running = start_lab(sciplat, None, volume, hub, extra_env={
+            "DEBUG": "TRUE", "CPU_LIMIT": "2.0", "RESET_USER_ENV": "TRUE"})
+        try:
+            argv = running.exec(f"cat /proc/{running.server_pid()}/cmdline").split("\0")
+            assert argv[:-1] == [VENV_PYTHON, "-I", "-m", "jupyterhub.singleuser",
+                                 "--log-level=DEBUG",
+                                 "--MappingKernelManager.default_kernel_name=lsst"]
+            moved = running.exec(
+                f"cd {HOME} && ls -d .user_env.*; ls -A .user_env.*; "
+                "ls -A .user_env.*/notebooks; ls -A notebooks | wc -l; "
+                "ls keep.txt").split()
+            result = execute_in_lab(
+                running.base, running.token, "lsst",
+                "import os; print(*(os.environ[k] for k in ('CPU_COUNT', "
+                "'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'NUMEXPR_NUM_THREADS', "
+                "'OMP_NUM_THREADS')))")
+        finally:
+            docker("rm", "-f", running.name, check=False)
+    finally:
+        docker("volume", "rm", "-f", volume, check=False)
+    # ~/.user_env.<UTC YYYYmmddHHMMSS>/{jupyter,local,notebooks/user_setups}
+    assert len(moved[0]) == len(".user_env.20261124183005"), moved
+    assert moved[1:] == ["jupyter", "local", "notebooks", "user_setups", "0",
+                         "keep.txt"]
+    assert result["status"] == "ok", result
+    # The lsst kernel's own env pins OMP_NUM_THREADS=1; the rest follow CPU_LIMIT.
+    assert result["stdout"].split() == ["2", "2", "2", "2", "1"]
+
+
 # --- Zero-to-JupyterHub's command, and a base for a 5.x hub -----------------------
 
 
@@ -513,3 +558,34 @@ def test_hub5_base_serves_a_5x_hub(hub5_base: str, home_volume: str) -> None:
             docker("rm", "-f", running.name, check=False)
     finally:
         hub5.close()
+
+
+def test_base_user_options_home_for_z2jh(engine: None) -> None:
+    """`--user jovyan --home /home/jovyan`: Zero-to-JupyterHub's home, no settings."""
+    tag = f"nublado-jupyterlab-base:{TEST_TAG}-jovyan"
+    result = run_cli("base", "--user", "jovyan", "--uid", "1000", "--gid", "100",
+                     "--home", "/home/jovyan", "--tag", tag, "--json")
+    assert (result.json["user"], result.json["home"]) == ("jovyan", "/home/jovyan")
+    attrs = json.loads(docker("image", "inspect", tag).stdout)[0]["Config"]
+    assert attrs["User"] == "1000:100"
+    assert attrs["Entrypoint"] == ["/usr/bin/tini", "-s", "--"]
+    assert attrs["Cmd"] == ["/usr/local/share/jupyterlab/runlab"]
+    # A command given to `docker run` runs under tini, unchanged.
+    out = docker("run", "--rm", tag, "bash", "-c",
+                 "echo \"$0 ok\"; tr '\\0' ' ' < /proc/1/cmdline").stdout
+    assert out == "bash ok\n/usr/bin/tini -s -- bash -c echo \"$0 ok\"; tr '\\0' ' ' " \
+        "< /proc/1/cmdline "
+    name = f"nublado-protocol-jovyan-{uuid.uuid4().hex[:8]}"
+    docker("run", "-d", "--name", name, "-e", "JUPYTER_TOKEN=t", tag)
+    try:
+        deadline = time.monotonic() + 120
+        cwd = ""
+        while time.monotonic() < deadline and not cwd.startswith("/"):
+            time.sleep(0.5)
+            cwd = docker("exec", name, "bash", "-c", "readlink /proc/$(cut -d' ' "
+                         "-f1 /proc/1/task/1/children)/cwd", check=False).stdout.strip()
+        who = docker("exec", name, "bash", "-c", "id -un; echo $HOME").stdout.split()
+    finally:
+        docker("rm", "-f", name, check=False)
+    assert cwd == "/home/jovyan"
+    assert who == ["jovyan", "/home/jovyan"]
