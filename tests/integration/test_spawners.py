@@ -178,10 +178,8 @@ def test_spawned_as_asked(server: tuple[Hub, Mode, Spawned]) -> None:
     assert uid.stdout.strip() == str(mode.uid or image["User"].split(":")[0])
 
 
-def test_status(server: tuple[Hub, Mode, Spawned],
-                record_property: Callable[[str, object], None]) -> None:
+def test_status(server: tuple[Hub, Mode, Spawned]) -> None:
     hub, mode, spawned = server
-    record_property("spawn_to_ready_s", round(spawned.seconds_to_ready, 2))
     status, data, _ = hub.request("GET", f"/user/{mode.user}/api/status",
                                   token=spawned.token)
     assert status == 200, hub.fail(f"/api/status -> {status}: {data!r}")
