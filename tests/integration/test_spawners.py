@@ -183,7 +183,7 @@ def test_status(server: tuple[Hub, Mode, Spawned]) -> None:
     status, data, _ = hub.request("GET", f"/user/{mode.user}/api/status",
                                   token=spawned.token)
     assert status == 200, hub.fail(f"/api/status -> {status}: {data!r}")
-    assert set(data) >= {"started", "last_activity", "connections", "kernels"}
+    assert sorted(data) == ["connections", "kernels", "last_activity", "started"]
     assert data["kernels"] == 0
 
 
@@ -224,6 +224,10 @@ def test_notebook_pip_is_payloads(server: tuple[Hub, Mode, Spawned]) -> None:
     assert out["status"] == "ok", (out["errors"], hub.container_logs(mode.user))
     line = out["stdout"].strip()
     assert PAYLOAD_PIP.fullmatch(line), f"!pip --version printed {line!r}"
+    own = subprocess.run(["docker", "run", "--rm", "--entrypoint",
+                          "/opt/payload/venv/bin/pip", hub.image, "--version"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    assert line == own.stdout.strip()
 
 
 def test_terminal_has_sentinel(server: tuple[Hub, Mode, Spawned]) -> None:
