@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -202,10 +203,10 @@ def bench_cold(tmp: Path, rounds: int) -> dict[str, Any]:
     def nublado_cold() -> float:
         seconds, build_log = nublado_build(SCIPY, NB_TAG, "--no-cache")
         steps["pip"].append(step_seconds(build_log, "install-pip"))
-        steps["guard"].append(step_seconds(build_log, "verify-isolation"))
+        steps["guard"].append(step_seconds(build_log, "nb-guard/guard.py"))
         return seconds
 
-    kinds = {
+    kinds: dict[str, Callable[[], float]] = {
         "nublado": nublado_cold,
         "baseline": lambda: baseline_build(ctx, "--no-cache"),
         "uv": lambda: nublado_build(uv_payload, UV_TAG, "--no-cache")[0],
@@ -215,7 +216,7 @@ def bench_cold(tmp: Path, rounds: int) -> dict[str, Any]:
     for index in range(rounds):
         for kind in order if index % 2 == 0 else order[::-1]:
             prune_cache_mounts()
-            seconds = kinds[kind]()
+            seconds: float = kinds[kind]()
             times[kind].append(seconds)
             log(f"cold {kind}: {seconds:.1f} s")
     nb, base, uv = (statistics.median(times[k]) for k in ("nublado", "baseline", "uv"))
@@ -228,8 +229,9 @@ def bench_noop(tmp: Path, reps: int) -> dict[str, Any]:
     ctx = tmp / "baseline-context"
     times: dict[str, list[float]] = {"nublado": [], "baseline": []}
     for index in range(reps):
-        pair = [("nublado", lambda: nublado_build(SCIPY, NB_TAG)[0]),
-                ("baseline", lambda: baseline_build(ctx))]
+        pair: list[tuple[str, Callable[[], float]]] = [
+            ("nublado", lambda: nublado_build(SCIPY, NB_TAG)[0]),
+            ("baseline", lambda: baseline_build(ctx))]
         for kind, func in pair if index % 2 == 0 else pair[::-1]:
             times[kind].append(func())
     nb, base = statistics.median(times["nublado"]), statistics.median(times["baseline"])
@@ -374,7 +376,7 @@ def table(r: dict[str, Any]) -> str:
         ("cold build scipy-lab: nublado-build / hand Dockerfile",
          f"{c['nublado_s']:.1f} s / {c['baseline_s']:.1f} s", f"{c['ratio']:.3f}",
          "<= 1.05"),
-        ("  nublado-build steps: pip install / manifest + isolation guard",
+        ("  nublado-build steps: pip install / isolation guard (own stage)",
          " / ".join(f"{statistics.median(v):.1f} s" if all(v) else "-"
                     for v in c["nublado_steps"].values()), "", ""),
         ("no-op rebuild: nublado-build / hand Dockerfile",

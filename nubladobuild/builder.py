@@ -6,21 +6,24 @@ A failed or interrupted build leaves no tag: the image is built untagged
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nubladobuild.engine import engine, find_build_client
-from nubladobuild.errors import BuildFailed
-from nubladobuild.secrets import BuildSecrets, SecretFiles
+from nubladobuild.engine import find_build_client, tag_image
+from nubladobuild.errors import BuildFailed, InputError
+from nubladobuild.refs import BadReference, parse_reference
+from nubladobuild.secrets import BuildSecrets, SecretFiles, mask_secrets
 
 #: Called with each line of build output (progress display).
 LineSink = Callable[[str], None]
@@ -31,6 +34,47 @@ _MOUNT_FLAG = re.compile(r"--mount=\S+\s*")
 _DIGEST_LINE = re.compile(r"^#\d+ sha256:[0-9a-f]{64}$")
 _FAILED_RUN = re.compile(r"(?:executor failed running|process) \"?\[?(.*?)\]?\"? "
                          r"(?:did not complete successfully: )?.*exit code: (\d+)")
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived during a build: stop it like an interrupt."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Terminated` while a build runs (main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_tags(tags: Sequence[str]) -> list[tuple[str, str]]:
+    """Parse ``--tag`` references into (repository, tag) pairs.
+
+    Raises
+    ------
+    InputError
+        Naming the first invalid reference.
+    """
+    pairs = []
+    for reference in tags:
+        try:
+            ref = parse_reference(reference)
+        except BadReference as exc:
+            raise InputError(f"--tag: {exc}") from None
+        if ref.digest:
+            raise InputError(f"--tag {reference}: a tag cannot carry a digest")
+        pairs.append((ref.repository, ref.tag_or_latest))
+    return pairs
 
 
 @dataclass(frozen=True)
@@ -111,8 +155,8 @@ def run_build(*, what: str, context: Path, dockerfile: Path,
         With the failing step and its last lines, when the build fails or is
         interrupted.
     """
+    pairs = check_tags(tags)
     client = find_build_client()
-    docker = engine()
     log = _log_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     with tempfile.TemporaryDirectory(prefix="nublado-build-") as tmp, \
             SecretFiles(secrets) as secret_args:
@@ -128,20 +172,22 @@ def run_build(*, what: str, context: Path, dockerfile: Path,
         tail: deque[str] = deque(maxlen=4000)
         start = time.monotonic()
         with log.open("w", encoding="utf-8") as log_file:
-            log_file.write("$ " + " ".join(argv) + "\n")
+            log_file.write(mask_secrets("$ " + " ".join(argv) + "\n", secrets))
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True, env=env,
                                     errors="replace", start_new_session=True)
             assert proc.stdout is not None
             try:
-                for raw in proc.stdout:
-                    line = raw.rstrip("\n")
-                    log_file.write(raw)
-                    tail.append(line)
-                    if sink is not None:
-                        sink(line)
-                returncode = proc.wait()
-            except KeyboardInterrupt:
+                with _sigterm_stops():
+                    for raw in proc.stdout:
+                        raw = mask_secrets(raw, secrets)
+                        line = raw.rstrip("\n")
+                        log_file.write(raw)
+                        tail.append(line)
+                        if sink is not None:
+                            sink(line)
+                    returncode = proc.wait()
+            except (KeyboardInterrupt, _Terminated):
                 os.killpg(proc.pid, signal.SIGINT)
                 try:
                     proc.wait(timeout=30)
@@ -155,11 +201,8 @@ def run_build(*, what: str, context: Path, dockerfile: Path,
             raise BuildFailed(_failure_message(f"Build of {what}", list(tail), log,
                                                returncode))
         image_id = iidfile.read_text().strip()
-    image = docker.images.get(image_id)
-    for tag in tags:
-        repository, _, version = tag.rpartition(":") if ":" in tag.split("/")[-1] \
-            else (tag, "", "latest")
-        image.tag(repository, version or "latest")
+    for repository, tag in pairs:
+        tag_image(image_id, repository, tag)
     return BuildResult(image_id=image_id, tags=tuple(tags), seconds=seconds, log=log)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import sys
 import tempfile
@@ -14,20 +16,21 @@ from typing import Any, TypeVar
 import click
 
 from nubladobuild import __version__
-from nubladobuild.builder import stderr_sink
+from nubladobuild.builder import check_tags, stderr_sink
 from nubladobuild.errors import EXIT_INPUT, InputError, NubladoError, PayloadInvalid
+from nubladobuild.fields import control_characters
 from nubladobuild.images import (
     PYTHON_IMAGE_CHOICES,
     BaseOptions,
     build_base,
     build_payload,
     plan_payload,
+    prepare_context,
     resolve_python_image,
 )
 from nubladobuild.loader import load_payload
-from nubladobuild.plan import DEFAULT_BASE_IMAGE
-from nubladobuild.render import render
-from nubladobuild.secrets import host_secrets
+from nubladobuild.plan import DEFAULT_BASE_IMAGE, check_base_reference, check_grants
+from nubladobuild.secrets import host_secrets, mask_secrets
 from nubladobuild.tags import check_build_tags
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -58,6 +61,18 @@ class Output:
             click.echo(text)
 
 
+def _one_line_values(ctx: click.Context, param: click.Parameter,
+                     value: Any) -> Any:
+    """Refuse control characters in flag values before anything runs."""
+    values = value if isinstance(value, tuple) else (value,)
+    for item in values:
+        found = control_characters(item) if isinstance(item, str) else None
+        if found:
+            raise InputError(f"--{(param.name or '').replace('_', '-')}: contains "
+                             f"{found}; pass a single line")
+    return value
+
+
 def json_option(func: F) -> F:
     """Add ``--json`` (machine-readable output) to a command."""
     return click.option("--json", "as_json", is_flag=True,
@@ -69,15 +84,26 @@ def secret_options(func: F) -> F:
     func = click.option("--ca-bundle", type=click.Path(path_type=Path),
                         help="PEM CA bundle trusted inside the build (a BuildKit "
                         "secret). Default: pip's cert setting or the system one.")(func)
-    func = click.option("--index-url", help="Package index URL for pip inside the "
+    func = click.option("--index-url", callback=_one_line_values,
+                        help="Package index URL for pip inside the "
                         "build, credentials included (a BuildKit secret).")(func)
     return click.option("--no-host-config", is_flag=True, help="Do not read pip's "
                         "configuration and CA bundle from this host.")(func)
 
 
+def allow_secret_option(func: F) -> F:
+    """Add ``--allow-secret`` (grant secrets to script and fragment steps)."""
+    return click.option("--allow-secret", "allow_secrets", multiple=True,
+                        type=click.Choice(["ca", "index"]),
+                        help="Hand this secret to the script and fragment steps "
+                        "that ask for it (`secrets:` in payload.yaml); pip and "
+                        "conda steps always get them. Repeat for both.")(func)
+
+
 def conda_channel_option(func: F) -> F:
     """Add ``--conda-channel`` (replaces the channels of every conda step)."""
     return click.option("--conda-channel", "conda_channels", multiple=True,
+                        callback=_one_line_values,
                         envvar="NUBLADO_CONDA_CHANNEL", help="Conda channel name or "
                         "URL (https://, file:///) to solve against instead of the "
                         "payload's; repeat for several. Env: NUBLADO_CONDA_CHANNEL "
@@ -106,6 +132,7 @@ def validate(payload_dirs: tuple[Path, ...], as_json: bool) -> None:
     for directory in payload_dirs:
         try:
             loaded = load_payload(directory)
+            plan_payload(loaded, DEFAULT_BASE_IMAGE)  # compat links need the plan
             results.append({"payload": str(directory), "name": loaded.model.name,
                             "valid": True})
         except NubladoError as exc:
@@ -138,11 +165,10 @@ def render_cmd(payload_dir: Path, output: Path, base_image: str, no_fetch: bool,
     Conda steps: their packages are solved (or read from the lock) and
     fetched into the context too, unless --no-fetch.
     """
-    from nubladobuild.condabuild import fetch_conda_packages
-
-    plan = plan_payload(payload_dir, base_image)
-    render(plan, output)
-    fetched = [] if no_fetch else fetch_conda_packages(plan, output, conda_channels)
+    plan = plan_payload(load_payload(payload_dir), check_base_reference(base_image))
+    resolved, _ = prepare_context(plan, output, conda_channels=conda_channels,
+                                  fetch=not no_fetch)
+    fetched = resolved.conda
     note = "".join(f"\ninstall[{f.index}].conda: {f.packages} packages fetched "
                    f"({f.source})" for f in fetched)
     if no_fetch and any(s.kind == "conda" for s in plan.steps):
@@ -152,7 +178,7 @@ def render_cmd(payload_dir: Path, output: Path, base_image: str, no_fetch: bool,
                             str(output / "Dockerfile"),
                             "conda_packages": {str(f.index): f.packages
                                                for f in fetched}},
-                           f"rendered {plan.loaded.model.name} into {output}{note}")
+                           f"rendered {plan.name} into {output}{note}")
 
 
 @cli.command("bootstrap")
@@ -241,27 +267,30 @@ def base(tags: tuple[str, ...], python_image: str, mirror: str | None,
               help="Keep the rendered build context here.")
 @click.option("--no-cache", is_flag=True, help="Rebuild every step.")
 @conda_channel_option
+@allow_secret_option
 @secret_options
 @json_option
 def build(payload_dir: Path, base_image: str, tags: tuple[str, ...],
           context_dir: Path | None, no_cache: bool, conda_channels: tuple[str, ...],
-          ca_bundle: Path | None, index_url: str | None, no_host_config: bool,
-          as_json: bool) -> None:
+          allow_secrets: tuple[str, ...], ca_bundle: Path | None,
+          index_url: str | None, no_host_config: bool, as_json: bool) -> None:
     """Build a payload image on the JupyterLab base."""
     out = Output(as_json)
-    loaded = plan_payload(payload_dir, base_image).loaded  # input errors first
+    loaded = load_payload(payload_dir)
+    plan = plan_payload(loaded, check_base_reference(base_image))  # input errors first
+    check_tags(tags)
     check_build_tags(loaded.model, loaded.yaml_path, tags)
+    check_grants(plan, allow_secrets)
     secrets = host_secrets(ca_bundle, index_url, not no_host_config)
     with tempfile.TemporaryDirectory(prefix="nublado-context-") as tmp:
-        built = build_payload(loaded=loaded, base_image=base_image,
-                              tags=list(tags), secrets=secrets, sink=out.sink,
-                              workdir=context_dir or Path(tmp), no_cache=no_cache,
-                              conda_channels=conda_channels)
+        built = build_payload(plan=plan, tags=list(tags), secrets=secrets,
+                              sink=out.sink, workdir=context_dir or Path(tmp),
+                              no_cache=no_cache, conda_channels=conda_channels)
     result = built.result
     out.result({"image_id": result.image_id, "tags": list(result.tags),
-                "payload": built.plan.loaded.model.name, "base": base_image,
+                "payload": built.plan.name, "base": base_image,
                 "kernel": built.plan.kernel.name, "python": built.plan.python,
-                "seconds": round(result.seconds, 1)},
+                "seconds": round(result.seconds, 1), "log": str(result.log)},
                f"built {', '.join(result.tags)} ({result.image_id[:19]}) in "
                f"{result.seconds:.0f} s")
 
@@ -329,12 +358,13 @@ def test_cmd(image: str, payload_dir: Path | None, junit_xml: Path | None,
 @click.option("--keep-going", is_flag=True, help="Build the other payloads when "
               "one fails; exit 1 at the end.")
 @conda_channel_option
+@allow_secret_option
 @secret_options
 @json_option
 def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
               python_image: str, keep_going: bool, conda_channels: tuple[str, ...],
-              ca_bundle: Path | None, index_url: str | None, no_host_config: bool,
-              as_json: bool) -> None:
+              allow_secrets: tuple[str, ...], ca_bundle: Path | None,
+              index_url: str | None, no_host_config: bool, as_json: bool) -> None:
     """Build the base, then every payload on it, in order."""
     out = Output(as_json)
     dirs = list(payload_dirs) or sorted(p.parent for p in root.glob("*/payload.yaml"))
@@ -342,26 +372,28 @@ def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
         raise InputError(f"{root}: no */payload.yaml found; pass payload "
                          "directories or --payloads DIR.")
     # Every input error before any build.
-    payloads = [plan_payload(directory, base_tag).loaded for directory in dirs]
+    check_tags([base_tag])
+    plans = [plan_payload(load_payload(directory), base_tag) for directory in dirs]
+    for plan in plans:
+        check_grants(plan, allow_secrets)
     secrets = host_secrets(ca_bundle, index_url, not no_host_config)
     base_result = build_base(python_image=resolve_python_image(python_image),
                              tags=[base_tag], secrets=secrets, sink=out.sink)
     built: list[dict[str, Any]] = []
     failed: list[str] = []
-    for loaded in payloads:
+    for plan in plans:
         try:
             with tempfile.TemporaryDirectory(prefix="nublado-context-") as tmp:
-                result = build_payload(loaded=loaded, base_image=base_tag,
-                                       tags=[], secrets=secrets, sink=out.sink,
-                                       workdir=Path(tmp),
+                result = build_payload(plan=plan, tags=[], secrets=secrets,
+                                       sink=out.sink, workdir=Path(tmp),
                                        conda_channels=conda_channels)
         except NubladoError as exc:
             if not keep_going:
                 raise
-            failed.append(str(loaded.directory))
-            click.echo(f"nublado-build: {exc.message}", err=True)
+            failed.append(str(plan.loaded.directory))
+            click.echo(f"nublado-build: {mask_secrets(exc.message)}", err=True)
             continue
-        built.append({"payload": result.plan.loaded.model.name,
+        built.append({"payload": result.plan.name,
                       "tags": list(result.result.tags),
                       "seconds": round(result.result.seconds, 1)})
     out.result({"base": {"tags": list(base_result.tags),
@@ -378,6 +410,10 @@ def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
 def main() -> None:
     """Run the CLI: user errors become one message and an exit code."""
     as_json = "--json" in sys.argv[1:]
+    if os.environ.get("NUBLADO_BUILD_TRACE"):
+        # Stage trace (load, plan, resolve, render) for people and tests.
+        logging.basicConfig(format="nublado-build: %(message)s", stream=sys.stderr)
+        logging.getLogger("nubladobuild.stages").setLevel(logging.INFO)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
@@ -387,13 +423,14 @@ def main() -> None:
         exc.show()
         sys.exit(EXIT_INPUT if exc.exit_code == 2 else exc.exit_code)
     except NubladoError as exc:
+        message = mask_secrets(exc.message)
         if as_json:
-            data: dict[str, Any] = {"ok": False, "error": exc.message,
+            data: dict[str, Any] = {"ok": False, "error": message,
                                     "exit_code": exc.exit_code}
             if isinstance(exc, PayloadInvalid):
                 data["problems"] = [asdict(p) for p in exc.problems]
-            click.echo(json.dumps(data, indent=2, sort_keys=True))
-        click.echo(f"nublado-build: {exc.message}", err=True)
+            click.echo(mask_secrets(json.dumps(data, indent=2, sort_keys=True)))
+        click.echo(f"nublado-build: {message}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("nublado-build: interrupted", err=True)

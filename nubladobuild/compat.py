@@ -26,11 +26,25 @@ from typing import Annotated
 import yaml
 from pydantic import Field, StringConstraints, ValidationError
 
-from nubladobuild.errors import InputError, LineFor, Loc, Problem
-from nubladobuild.kernels import KernelFiles, kernel_files
+from nubladobuild.errors import (
+    CompatError,
+    InputError,
+    LineFor,
+    Loc,
+    PayloadInvalid,
+    Problem,
+)
+from nubladobuild.fields import (
+    LAB_ROOT,
+    PROTECTED_TREES,
+    SYSTEM_DIRS,
+    DnsLabel,
+    Strict,
+    inside,
+)
+from nubladobuild.kernels import KernelFiles
 from nubladobuild.resources import data_root
-from nubladobuild.schema import LAB_ROOT, CompatLink, DnsLabel, Payload, _Strict
-from nubladobuild.shell import shell_path
+from nubladobuild.schema import CompatLink, Payload
 
 #: Where the links file goes in the build context.
 LINKS_FILE = "compat/links.tsv"
@@ -38,23 +52,26 @@ LINKS_FILE = "compat/links.tsv"
 RECORD_PATH = f"{LAB_ROOT}/compat-links.tsv"
 #: Image label naming the profiles applied (comma-separated).
 LABEL = "io.nublado.compat"
-#: Paths a compat link may never be, or sit inside: the protected lab tree.
-_PROTECTED = (f"{LAB_ROOT}/venv", f"{LAB_ROOT}/runlab", f"{LAB_ROOT}/build",
-              f"{LAB_ROOT}/base-checksums.txt", f"{LAB_ROOT}/shell.d",
-              "/usr/local/etc/jupyter", "/etc/profile.d/zz-nublado-payload.sh",
-              "/etc/bash.bashrc")
-#: Directories a link may not replace.
-_SYSTEM_DIRS = frozenset((
-    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt",
-    "/proc", "/root", "/run", "/sbin", "/sys", "/tmp", "/usr", "/usr/bin",  # noqa: S108
-    "/usr/lib", "/usr/local", "/usr/local/bin", "/usr/local/lib",
-    "/usr/local/share", "/usr/share", "/var", LAB_ROOT,
-    "/usr/local/share/jupyter", "/usr/local/share/jupyter/kernels",
-))
+#: The parts of the lab tree a compat link may go into (everything else in
+#: it is protected, like the trees in :data:`PROTECTED_TREES`).
+_LAB_LINKABLE = (f"{LAB_ROOT}/versions-installed", f"{LAB_ROOT}/kernels")
+
+
+def _protected(path: str) -> str | None:
+    """Return why a compat link may not be at ``path``, or None."""
+    if any(inside(path, root) and path != root for root in _LAB_LINKABLE):
+        return None
+    if path in SYSTEM_DIRS or path in _LAB_LINKABLE:
+        return "a system directory cannot be replaced by a compat link"
+    for root, reason in PROTECTED_TREES:
+        if inside(path, root) or inside(root, path):
+            return (f"{root} is {reason}; compat links may not go there or "
+                    "replace a directory holding it")
+    return None
 
 
 
-class Profile(_Strict):
+class Profile(Strict):
     """One compat profile file."""
 
     name: DnsLabel
@@ -74,10 +91,6 @@ class ResolvedLink:
     target: str
     mode: str
     source: str
-
-
-class CompatError(ValueError):
-    """A compat entry cannot be resolved for this payload."""
 
 
 def profiles_dir() -> Path:
@@ -176,14 +189,11 @@ def profile_names(payload: Payload) -> list[str]:
     return [entry for entry in payload.compat if isinstance(entry, str)]
 
 
-def _entries(payload: Payload, skip: set[str] | None = None
-             ) -> list[tuple[Loc, str, CompatLink]]:
+def _entries(payload: Payload) -> list[tuple[Loc, str, CompatLink]]:
     """Return (YAML location, source, link) for every link, profiles expanded."""
     out: list[tuple[Loc, str, CompatLink]] = []
     for index, entry in enumerate(payload.compat):
         if isinstance(entry, str):
-            if skip and entry in skip:
-                continue
             for link in load_profile(entry).links:
                 out.append((("compat", index), f"profile {entry}", link))
         else:
@@ -191,21 +201,13 @@ def _entries(payload: Payload, skip: set[str] | None = None
     return out
 
 
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def compat_problems(payload: Payload, file: str, line_for: LineFor) -> list[Problem]:
-    """Return every problem with a payload's compat entries.
-
-    Unknown profiles, placeholders the payload cannot fill, duplicate link
-    paths, links over the payload's generated files or the protected
-    JupyterLab tree, and links nested inside other links.
+def profile_problems(raw: object, file: str, line_for: LineFor) -> list[Problem]:
+    """Return load-time problems of ``compat:``: unknown or broken profiles.
 
     Parameters
     ----------
-    payload
-        The validated payload.
+    raw
+        The ``compat`` value as parsed from YAML (any shape).
     file
         The payload.yaml path, for messages.
     line_for
@@ -214,29 +216,33 @@ def compat_problems(payload: Payload, file: str, line_for: LineFor) -> list[Prob
     Returns
     -------
     list of Problem
-        Empty when the compat entries are sound.
-
+        Empty when every named profile exists and is valid.
     """
     problems: list[Problem] = []
     known = available_profiles()
-    for index, entry in enumerate(payload.compat):
-        if isinstance(entry, str) and entry not in known:
+    for index, entry in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(entry, str):
+            continue
+        where, line = f"compat[{index}]", line_for(("compat", index))
+        if entry not in known:
             problems.append(Problem(
-                file, f"compat[{index}]",
-                f"unknown compat profile {entry!r}; available: "
-                f"{', '.join(known) or 'none'} (files in {profiles_dir()})",
-                line_for(("compat", index))))
-    try:
-        entries = _entries(payload, skip=set(profile_names(payload)) - set(known))
-    except InputError as exc:
-        return [Problem(file, "compat", exc.message, line_for(("compat",)))]
-    kernel = kernel_files(payload.kernel, payload.kernel_python)
-    generated = {f"{kernel.spec_dir}/kernel.json": "the generated kernel.json",
-                 shell_path(payload): "the generated shell setup"}
-    if kernel.wrapper_path:
-        generated[kernel.wrapper_path] = "the generated kernel wrapper"
+                file, where, f"unknown compat profile {entry!r}; available: "
+                f"{', '.join(known) or 'none'} (files in {profiles_dir()})", line))
+            continue
+        try:
+            load_profile(entry)
+        except InputError as exc:
+            problems.append(Problem(file, where, exc.message, line))
+    return problems
+
+
+def _link_problems(payload: Payload, kernel: KernelFiles,
+                   generated: dict[str, str], file: str,
+                   line_for: LineFor) -> list[Problem]:
+    """Return the problems of the payload's links, given its kernel files."""
+    problems: list[Problem] = []
     seen: dict[str, str] = {}
-    for loc, source, link in entries:
+    for loc, source, link in _entries(payload):
         where = format_where(loc)
         line = line_for(loc)
 
@@ -252,20 +258,18 @@ def compat_problems(payload: Payload, file: str, line_for: LineFor) -> list[Prob
         try:
             target = resolve_target(link.target, kernel)
         except CompatError as exc:
-            add(str(exc))
+            add(exc.message)
             continue
-        if link.path in _SYSTEM_DIRS:
-            add("a system directory cannot be replaced by a compat link")
-        elif any(_inside(link.path, p) for p in _PROTECTED):
-            add(f"inside the protected JupyterLab files ({LAB_ROOT}/venv, runlab, "
-                "server config, shell hook); compat links may not go there")
+        reason = _protected(link.path)
+        if reason is not None:
+            add(reason)
         elif link.path in generated:
             add(f"is {generated[link.path]}; a compat link cannot replace it")
-        elif link.path == target or _inside(target, link.path):
+        elif link.path == target or inside(target, link.path):
             add(f"target {target} is the link itself or inside it")
     paths = sorted(seen)
     for first, second in itertools.pairwise(paths):
-        if _inside(second, first):
+        if inside(second, first):
             problems.append(Problem(
                 file, "compat", f"compat link {second} ({seen[second]}) is inside "
                 f"compat link {first} ({seen[first]}); it would be written into "
@@ -276,38 +280,6 @@ def compat_problems(payload: Payload, file: str, line_for: LineFor) -> list[Prob
 def format_where(loc: Loc) -> str:
     """Format a compat location such as ``compat[1]``."""
     return "".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc)
-
-
-def compat_links(payload: Payload) -> list[ResolvedLink]:
-    """Return the payload's compat links, profiles expanded, targets resolved.
-
-    Parameters
-    ----------
-    payload
-        A payload that passed :func:`compat_problems` (the loader checks).
-
-    Returns
-    -------
-    list of ResolvedLink
-        In the order they are applied: profiles and explicit entries as
-        listed in ``compat:``.
-
-    Raises
-    ------
-    InputError
-        When an entry cannot be resolved (not reached after validation).
-
-    """
-    kernel = kernel_files(payload.kernel, payload.kernel_python)
-    links = []
-    for _loc, source, link in _entries(payload):
-        try:
-            target = resolve_target(link.target, kernel)
-        except CompatError as exc:
-            raise InputError(f"{source}: {link.path}: {exc}") from None
-        links.append(ResolvedLink(path=posixpath.normpath(link.path), target=target,
-                                  mode=link.mode, source=source))
-    return links
 
 
 @dataclass(frozen=True)
@@ -324,10 +296,41 @@ class CompatPlan:
         return ",".join(self.profiles) if self.profiles else "explicit"
 
 
-def compat_plan(payload: Payload) -> CompatPlan:
-    """Return the compat plan of a validated payload."""
-    return CompatPlan(profiles=tuple(profile_names(payload)),
-                      links=tuple(compat_links(payload)))
+def compat_plan(payload: Payload, kernel: KernelFiles, generated: dict[str, str],
+                file: str, line_for: LineFor) -> CompatPlan:
+    """Return the compat plan of a payload, from the plan's own kernel files.
+
+    Parameters
+    ----------
+    payload
+        The validated payload.
+    kernel
+        The kernel files the plan generates (placeholders resolve to them).
+    generated
+        Other generated paths (path -> description) a link may not replace.
+    file
+        The payload.yaml path, for messages.
+    line_for
+        Maps a YAML location to its line number.
+
+    Returns
+    -------
+    CompatPlan
+        The profiles and the resolved links, in the order they apply.
+
+    Raises
+    ------
+    PayloadInvalid
+        With every problem of the links.
+    """
+    problems = _link_problems(payload, kernel, generated, file, line_for)
+    if problems:
+        raise PayloadInvalid(problems)
+    links = tuple(ResolvedLink(path=posixpath.normpath(link.path),
+                               target=resolve_target(link.target, kernel),
+                               mode=link.mode, source=source)
+                  for _loc, source, link in _entries(payload))
+    return CompatPlan(profiles=tuple(profile_names(payload)), links=links)
 
 
 def links_file(links: list[ResolvedLink] | tuple[ResolvedLink, ...]) -> bytes:

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from nubladobuild.errors import CondaError
+
 if TYPE_CHECKING:  # py-rattler is the optional ``conda`` extra: import lazily
     from rattler import GenericVirtualPackage, RepoDataRecord
 
@@ -47,6 +49,7 @@ __all__ = [
     "CondaError",
     "fetch_packages",
     "load_environment",
+    "parse_environment",
     "read_lock",
     "solve",
     "virtual_packages",
@@ -76,8 +79,6 @@ DEFAULT_VIRTUAL_PACKAGES: tuple[tuple[str, str, str], ...] = (
 _IGNORED_CHANNELS = frozenset({"nodefaults"})
 
 
-class CondaError(Exception):
-    """An environment file, lock file or package could not be used."""
 
 
 @dataclass(frozen=True)
@@ -124,12 +125,40 @@ def load_environment(path: str | os.PathLike[str]) -> CondaEnvironment:
     """
     path = pathlib.Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise CondaError(f"{path}: cannot read environment file: {exc}") from exc
-    if not isinstance(data, dict):
-        raise CondaError(f"{path}: an environment file must be a mapping")
+    return parse_environment(text, str(path))
 
+
+def parse_environment(text: str, where: str) -> CondaEnvironment:
+    """Parse the text of a conda environment file.
+
+    Parameters
+    ----------
+    text : str
+        The file's contents.
+    where : str
+        The file's name, for messages.
+
+    Returns
+    -------
+    CondaEnvironment
+        The parsed environment.
+
+    Raises
+    ------
+    CondaError
+        If the text does not have the expected shape.
+
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CondaError(f"{where}: cannot read environment file: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CondaError(f"{where}: an environment file must be a mapping")
+    path = pathlib.Path(where)
     name = data.get("name")
     if name is not None and not isinstance(name, str):
         raise CondaError(f"{path}: 'name' must be a string")

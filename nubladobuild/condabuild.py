@@ -1,9 +1,8 @@
 """The conda kind on the host: solve or read the lock, fetch, lock files.
 
-Rendering stays pure (:mod:`nubladobuild.render` only writes the plan); the
-conda packages are put into the rendered context afterwards by
-:func:`fetch_conda_packages`, which ``nublado-build build`` always runs and
-``nublado-build render`` runs unless ``--no-fetch`` is given. The build
+Part of the resolve stage: :func:`fetch_conda_packages` solves each conda
+step (or takes its lock) and fetches the packages into a host cache
+directory; the render stage copies them into the build context. The build
 stage then installs exactly those files, with no solving and no conda
 channel access inside the build.
 
@@ -15,6 +14,8 @@ the step's ``channels``, the environment file's ``channels``, then
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,23 +23,19 @@ from typing import Any
 
 from nubladobuild.conda import (
     CondaEnvironment,
-    CondaError,
     fetch_packages,
-    load_environment,
     read_lock,
     solve,
     write_lock,
 )
 from nubladobuild.errors import (
     BuildFailed,
-    EnvironmentProblem,
+    CondaError,
     InputError,
-    NubladoError,
+    LockOutdated,
 )
+from nubladobuild.kinds.conda import CondaStep
 from nubladobuild.loader import LoadedPayload
-from nubladobuild.plan import Plan
-from nubladobuild.schema import CondaStep
-from nubladobuild.steps import CONDA_PACKAGES
 
 #: Channels used when neither the command line, the step nor the file names any.
 DEFAULT_CHANNELS = ("conda-forge",)
@@ -46,17 +43,14 @@ DEFAULT_CHANNELS = ("conda-forge",)
 DEFAULT_LOCK_FILE = "conda-lock.yml"
 
 
-class LockOutdated(NubladoError):
-    """A lock file is missing or no longer matches its environment file."""
-
-
 @dataclass(frozen=True)
 class CondaFetch:
-    """What was put into a context for one conda step."""
+    """The fetched packages of one conda step, in a host cache directory."""
 
     index: int
     packages: int
     source: str
+    directory: Path
 
 
 @dataclass(frozen=True)
@@ -70,18 +64,9 @@ class LockResult:
     hint: str | None = None
 
 
-def _need_rattler() -> None:
-    try:
-        import rattler  # noqa: F401
-    except ImportError:
-        raise EnvironmentProblem(
-            "conda payloads need py-rattler on this machine: pip install "
-            "'nubladobuild[conda]' (or py-rattler)") from None
-
-
 def _conda_steps(loaded: LoadedPayload) -> list[tuple[int, CondaStep]]:
-    return [(i, s.conda) for i, s in enumerate(loaded.model.install)
-            if s.conda is not None]
+    return [(i, s.spec) for i, s in enumerate(loaded.model.steps())
+            if s.kind == "conda"]
 
 
 def effective_channels(spec: CondaStep, env: CondaEnvironment,
@@ -118,15 +103,9 @@ def _where(loaded: LoadedPayload, index: int, field: str) -> str:
 def _records(loaded: LoadedPayload, index: int, spec: CondaStep,
              channels: Sequence[str], use_lock: bool) -> tuple[list[Any], str,
                                                                CondaEnvironment]:
-    try:
-        env = load_environment(loaded.file(spec.environment))
-    except CondaError as exc:
-        raise InputError(f"{_where(loaded, index, 'environment')}: {exc}") from None
+    env, locked = loaded.inputs[index].extra
     if use_lock and spec.lock:
-        try:
-            return read_lock(loaded.file(spec.lock)), f"lock {spec.lock}", env
-        except CondaError as exc:
-            raise InputError(f"{_where(loaded, index, 'lock')}: {exc}") from None
+        return list(locked), f"lock {spec.lock}", env
     chosen = effective_channels(spec, env, channels)
     env = dataclasses.replace(env, channels=chosen)
     try:
@@ -141,20 +120,30 @@ def _records(loaded: LoadedPayload, index: int, spec: CondaStep,
     return records, f"solved against {', '.join(chosen)}", env
 
 
-def fetch_conda_packages(plan: Plan, context: Path,
-                         channels: Sequence[str] = ()) -> list[CondaFetch]:
-    """Put each conda step's packages into a rendered build context.
+def _cache_dir(records: Sequence[Any], pip: Sequence[str]) -> Path:
+    """Return the host cache directory for one exact set of packages."""
+    digest = hashlib.sha256()
+    for record in sorted(records, key=lambda r: r.file_name):
+        sha = record.sha256.hex() if record.sha256 else ""
+        digest.update(f"{record.file_name} {sha}\n".encode())
+    for line in pip:
+        digest.update(f"pip {line}\n".encode())
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "nublado-build" / "conda" / digest.hexdigest()[:32]
 
-    Solves each environment (or reads its lock file), then downloads or
-    copies every archive, checked against its sha256, into
-    ``<step dir>/pkgs`` with the ``records.json`` that the build stage reads.
+
+def fetch_conda_packages(loaded: LoadedPayload,
+                         channels: Sequence[str] = ()) -> list[CondaFetch]:
+    """Solve (or read the lock of) each conda step and fetch its packages.
+
+    Every archive is downloaded or copied into a host cache directory and
+    checked against its sha256, with the ``records.json`` that the build
+    stage reads; the render stage copies the directory into the context.
 
     Parameters
     ----------
-    plan
-        The plan the context was rendered from.
-    context
-        The rendered context directory.
+    loaded
+        The loaded payload.
     channels
         Channels that replace those of every step and environment file.
 
@@ -166,26 +155,23 @@ def fetch_conda_packages(plan: Plan, context: Path,
     Raises
     ------
     InputError
-        When an environment or lock cannot be read or solved.
-    EnvironmentProblem
-        When py-rattler is missing.
+        When an environment cannot be solved.
     BuildFailed
         When a package cannot be fetched or its hash differs.
     """
-    steps = {s.index: s for s in plan.steps if s.kind == "conda"}
+    steps = _conda_steps(loaded)
     if not steps:
         return []
-    _need_rattler()
     done = []
-    for index, spec in _conda_steps(plan.loaded):
-        records, source, env = _records(plan.loaded, index, spec, channels,
+    for index, spec in steps:
+        records, source, env = _records(loaded, index, spec, channels,
                                         use_lock=True)
-        dest = context / steps[index].dir / CONDA_PACKAGES
+        dest = _cache_dir(records, env.pip)
         try:
             fetch_packages(records, dest, env.pip)
         except CondaError as exc:
-            raise BuildFailed(f"install[{index}].conda: {exc}") from None
-        done.append(CondaFetch(index, len(records), source))
+            raise BuildFailed(f"install[{index}].conda: {exc.message}") from None
+        done.append(CondaFetch(index, len(records), source, dest))
     return done
 
 
@@ -213,12 +199,11 @@ def lock_payload(loaded: LoadedPayload, channels: Sequence[str] = (),
     LockOutdated
         With ``check``, when a lock file is missing or stale (exit code 1).
     """
-    _need_rattler()
     results = []
     for index, spec in _conda_steps(loaded):
         records, _, env = _records(loaded, index, spec, channels, use_lock=False)
         name = spec.lock or DEFAULT_LOCK_FILE
-        path = loaded.file(name)
+        path = loaded.directory / name
         hint = None if spec.lock else (f"add 'lock: {name}' to install[{index}]"
                                        ".conda in payload.yaml to build from it")
         if check:
@@ -228,7 +213,7 @@ def lock_payload(loaded: LoadedPayload, channels: Sequence[str] = (),
             try:
                 locked = read_lock(path)
             except CondaError as exc:
-                raise LockOutdated(str(exc)) from None
+                raise LockOutdated(exc.message) from None
             want = sorted((r.file_name, r.sha256) for r in records)
             have = sorted((r.file_name, r.sha256) for r in locked)
             if want != have:

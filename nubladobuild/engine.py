@@ -1,8 +1,9 @@
-"""Find the Docker engine and a BuildKit-capable client, or say how to get one.
+"""The one access point to Docker: the engine, the CLI and a BuildKit client.
 
 Builds go through the Docker CLI with BuildKit (secrets and cache mounts);
 the docker SDK (docker-py) only has the classic builder, so it serves for
-images, containers and inspection.
+images and inspection. Every other module reaches Docker through the
+functions here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from functools import cache
 from pathlib import Path
 
 import docker
+import docker.errors
 
 from nubladobuild.errors import EnvironmentProblem
 
@@ -96,9 +98,57 @@ def find_build_client() -> BuildClient:
 
 
 def docker_cli() -> str:
-    """Return a docker CLI for plain commands (save, tag, import)."""
+    """Return a docker CLI for plain commands (save, run, exec, import)."""
     found = shutil.which("docker") or "/usr/bin/docker"
     return found
+
+
+def run_docker(*args: str, input_bytes: bytes | None = None,
+               timeout: float = 600) -> subprocess.CompletedProcess[bytes]:
+    """Run the docker CLI with ``args``; return the finished process."""
+    return subprocess.run([docker_cli(), *args], input=input_bytes,
+                          capture_output=True, timeout=timeout, check=False)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a build needs to know about an image on the engine."""
+
+    id: str
+    user: str
+    labels: dict[str, str]
+    entrypoint: list[str] | None = None
+    cmd: list[str] | None = None
+    workdir: str = ""
+
+
+def inspect_image(reference: str) -> ImageInfo | None:
+    """Return an image's ID, user and labels, or None when it is not present."""
+    try:
+        image = engine().images.get(reference)
+    except docker.errors.ImageNotFound:
+        return None
+    except docker.errors.APIError:  # an invalid reference, say
+        return None
+    config = image.attrs.get("Config") or {}
+    return ImageInfo(id=str(image.id), user=str(config.get("User") or ""),
+                     labels=dict(config.get("Labels") or {}),
+                     entrypoint=config.get("Entrypoint"), cmd=config.get("Cmd"),
+                     workdir=str(config.get("WorkingDir") or ""))
+
+
+def pull_image(reference: str) -> bool:
+    """Pull an image; return whether it is now present."""
+    try:
+        engine().images.pull(reference)
+    except docker.errors.APIError:
+        return False
+    return True
+
+
+def tag_image(image_id: str, repository: str, tag: str) -> None:
+    """Tag an image (by ID) as ``repository:tag``."""
+    engine().images.get(image_id).tag(repository, tag)
 
 
 @cache

@@ -41,6 +41,31 @@ class BuildFailed(NubladoError):
     exit_code = EXIT_FAILED
 
 
+class TestFailed(NubladoError):
+    """An image was checked and a check failed (contract, browser)."""
+
+    __test__ = False  # not a pytest test class
+    exit_code = EXIT_FAILED
+
+
+class LockOutdated(NubladoError):
+    """A lock file is missing or no longer matches its input (``lock --check``)."""
+
+    exit_code = EXIT_FAILED
+
+
+class CondaError(InputError):
+    """A conda environment file, lock file or package could not be used."""
+
+
+class CompatError(InputError):
+    """A compat entry cannot be resolved for this payload."""
+
+
+class TagError(InputError):
+    """A tag does not follow its policy."""
+
+
 #: A location in payload.yaml: keys and list indices from the top.
 Loc = tuple[str | int, ...]
 #: Maps a location to its line in payload.yaml (None when unknown).

@@ -1,4 +1,9 @@
-"""Pick the images a build starts from, and build the base and payloads."""
+"""Pick the images a build starts from; build the base and payloads.
+
+A payload build runs each stage once, one way: load (by the caller) ->
+plan -> resolve -> render -> build. ``nublado-build render`` runs the same
+stages up to render, so its context is byte-identical to the one built.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import docker.errors
-
 from nubladobuild.bootstrap import bootstrap, local_tag, official_tag
 from nubladobuild.builder import BuildResult, LineSink, run_build
-from nubladobuild.engine import engine
+from nubladobuild.engine import inspect_image, pull_image
 from nubladobuild.errors import InputError
-from nubladobuild.loader import LoadedPayload, load_payload
-from nubladobuild.plan import DEFAULT_BASE_IMAGE, DEFAULT_LAB_USER, Plan, build_plan
+from nubladobuild.loader import LoadedPayload
+from nubladobuild.plan import Plan, build_plan
+from nubladobuild.refs import BadReference, parse_reference
 from nubladobuild.render import render
+from nubladobuild.resolve import Resolved, resolve
 from nubladobuild.resources import data_root
 from nubladobuild.secrets import BuildSecrets
 
@@ -23,19 +28,11 @@ PYTHON_IMAGE_CHOICES = ("auto", "official", "local")
 
 
 def _exists(image: str) -> bool:
-    try:
-        engine().images.get(image)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
+    return inspect_image(image) is not None
 
 
 def _pull(image: str) -> bool:
-    try:
-        engine().images.pull(image)
-    except docker.errors.APIError:
-        return False
-    return True
+    return pull_image(image)
 
 
 def resolve_python_image(choice: str, suite: str = "trixie",
@@ -66,6 +63,10 @@ def resolve_python_image(choice: str, suite: str = "trixie",
         if _exists(official) or _pull(official):
             return official
         return local if _exists(local) else bootstrap(suite, mirror).tag
+    try:
+        parse_reference(choice)
+    except BadReference as exc:
+        raise InputError(f"--python-image: {exc}") from None
     if not (_exists(choice) or _pull(choice)):
         raise InputError(f"--python-image {choice}: image not present and cannot be "
                          "pulled. Check the name or your registry access.")
@@ -109,52 +110,64 @@ def build_base(*, python_image: str, tags: list[str], secrets: BuildSecrets,
         tags=tags, secrets=secrets, sink=sink, no_cache=no_cache)
 
 
-def base_user(base_image: str) -> str:
-    """Return the user the base image runs as (the payload keeps it)."""
-    try:
-        user = engine().images.get(base_image).attrs["Config"].get("User") or ""
-    except docker.errors.ImageNotFound:
-        raise InputError(f"--base {base_image}: no such image. Build it first with "
-                         "`nublado-build base`, or name an existing base "
-                         "image.") from None
-    return str(user) or DEFAULT_LAB_USER
-
-
-def plan_payload(payload_dir: Path, base_image: str = DEFAULT_BASE_IMAGE,
-                 lab_user: str = DEFAULT_LAB_USER) -> Plan:
-    """Load, validate and plan a payload (no engine needed)."""
-    return build_plan(load_payload(payload_dir), base_image, lab_user)
-
-
 @dataclass(frozen=True)
 class PayloadBuild:
-    """A built payload image and its plan."""
+    """A built payload image, its plan and what resolve found."""
 
     plan: Plan
+    resolved: Resolved
     result: BuildResult
 
 
-def build_payload(*, loaded: LoadedPayload, base_image: str, tags: list[str],
-                  secrets: BuildSecrets, sink: LineSink | None, workdir: Path,
-                  no_cache: bool = False,
-                  conda_channels: Sequence[str] = ()) -> PayloadBuild:
-    """Plan, render and build a validated payload image on a base image.
+def prepare_context(plan: Plan, out: Path, *, conda_channels: Sequence[str] = (),
+                    fetch: bool = True) -> tuple[Resolved, Path]:
+    """Resolve a plan and render it into ``out``.
 
-    Conda packages are solved (or read from the lock) and fetched into the
-    rendered context before the build; ``conda_channels`` replaces the
-    channels of every conda step.
+    The one path from a plan to a build context, used by both ``render``
+    and ``build``.
     """
-    from nubladobuild.condabuild import fetch_conda_packages
+    resolved = resolve(plan, conda_channels=conda_channels, fetch=fetch)
+    return resolved, render(plan, resolved, out)
 
-    plan = build_plan(loaded, base_image, base_user(base_image))
-    context = render(plan, workdir / plan.loaded.model.name)
-    for fetched in fetch_conda_packages(plan, context, conda_channels):
+
+def plan_payload(loaded: LoadedPayload, base_image: str) -> Plan:
+    """Plan a loaded payload on a base image (stage 2; see :mod:`plan`)."""
+    return build_plan(loaded, base_image)
+
+
+def build_payload(*, plan: Plan, tags: list[str], secrets: BuildSecrets,
+                  sink: LineSink | None, workdir: Path, no_cache: bool = False,
+                  conda_channels: Sequence[str] = ()) -> PayloadBuild:
+    """Resolve, render and build a planned payload image.
+
+    Parameters
+    ----------
+    plan
+        The payload's plan (its base image included).
+    tags
+        Tags for the image (default ``<name>:latest``), applied on success.
+    secrets
+        Build secrets.
+    sink
+        Receives build output lines; None is quiet.
+    workdir
+        Where the context is rendered (``<workdir>/<name>``).
+    no_cache
+        Rebuild every step.
+    conda_channels
+        Channels that replace those of every conda step.
+    """
+    name = plan.name
+    base_image = plan.base_image
+    resolved, context = prepare_context(plan, workdir / name,
+                                        conda_channels=conda_channels)
+    for fetched in resolved.conda:
         if sink is not None:
             sink(f"install[{fetched.index}].conda: {fetched.packages} packages "
                  f"fetched ({fetched.source})")
     result = run_build(
-        what=f"payload {plan.loaded.model.name}", context=context,
+        what=f"payload {name}", context=context,
         dockerfile=context / "Dockerfile", build_args={"BASE_IMAGE": base_image},
-        tags=tags or [f"{plan.loaded.model.name}:latest"], secrets=secrets,
+        tags=tags or [f"{name}:latest"], secrets=secrets,
         sink=sink, no_cache=no_cache)
-    return PayloadBuild(plan=plan, result=result)
+    return PayloadBuild(plan=plan, resolved=resolved, result=result)

@@ -1,21 +1,30 @@
-"""Load and check a payload directory: YAML with line numbers, schema, files.
+"""Stage 1, load: read and check a payload directory, every file once.
 
-Every problem is collected and reported at once (:class:`PayloadInvalid`),
-each with the file, the YAML path (``install[0].pip.requirements``) and the
-line it is on.
+YAML with line numbers, the schema, then each install kind reads and checks
+the files it names (:mod:`nubladobuild.kinds`). Every problem is collected
+and reported at once (:class:`PayloadInvalid`), each with the file, the
+YAML path (``install[0].pip.requirements``) and the line it is on. File
+checks run for every step whose own settings are valid, even when other
+parts of the payload are not. After this stage nothing reads the payload
+directory again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from nubladobuild.checks import payload_problems
+from nubladobuild.compat import profile_problems
 from nubladobuild.errors import InputError, Loc, PayloadInvalid, Problem
+from nubladobuild.fields import control_characters
+from nubladobuild.kinds import KINDS, StepContext, StepInput
+from nubladobuild.kinds._protocol import read_payload_file, special_kind
 from nubladobuild.schema import INSTALL_KINDS, Payload
 
 PAYLOAD_FILE = "payload.yaml"
@@ -23,19 +32,16 @@ PAYLOAD_FILE = "payload.yaml"
 MAX_PAYLOAD_BYTES = 256 * 1024
 #: payload.yaml whose aliases expand to more values than this is refused.
 MAX_YAML_NODES = 100_000
-#: Referenced files larger than this are refused (requirements, scripts...).
-MAX_INPUT_BYTES = 16 * 1024 * 1024
-#: Fields of each install kind that name a file in the payload directory.
-FILE_FIELDS: dict[str, tuple[str, ...]] = {
-    "pip": ("requirements",),
-    "conda": ("environment", "lock"),
-    "script": ("path",),
-    "dockerfile": ("path",),
-    "transplant": (),
-}
+#: ... or to more text than this (characters, all values together).
+MAX_EXPANDED_CHARS = 1024 * 1024
 
 #: Tags pydantic puts in an error's location for union members.
-_UNION_TAGS = ("str", "constrained-str", "function-after[_absolute_path(), str]")
+_UNION_TAGS = ("str", "constrained-str")
+
+
+def _is_union_tag(part: str) -> bool:
+    """Return whether a location part is a pydantic union-member tag."""
+    return part in _UNION_TAGS or part.startswith(("function-", "constrained-"))
 #: What a field's pattern means, for messages (pydantic shows the regex).
 _PATTERN_HINTS = {
     "name": "use a DNS label: lowercase letters, digits and '-', at most 63 "
@@ -50,10 +56,28 @@ _PATTERN_HINTS = {
 
 @dataclass(frozen=True)
 class LoadedPayload:
-    """A validated payload and where it came from."""
+    """A validated payload, where it came from, and what its steps read.
+
+    Attributes
+    ----------
+    model : Payload
+        The validated payload.
+    directory : Path
+        The payload directory.
+    inputs : tuple of StepInput
+        What each install step read and parsed, in ``install`` order.
+    lines : dict
+        YAML location -> line, for problems found in later stages.
+    """
 
     model: Payload
     directory: Path
+    inputs: tuple[StepInput, ...] = ()
+    lines: dict[Loc, int] = field(default_factory=dict, compare=False)
+
+    def line_for(self, loc: Loc) -> int | None:
+        """Return the payload.yaml line of a YAML location."""
+        return _line_for(loc, self.lines)
 
     @property
     def yaml_path(self) -> Path:
@@ -88,6 +112,30 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
         for item in node.value:
             total += _expanded_size(item, sizes)
     sizes[key] = min(total, MAX_YAML_NODES + 1)
+    return sizes[key]
+
+
+def _expanded_chars(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Return the text ``node`` stands for once aliases are expanded (chars).
+
+    Memoized like :func:`_expanded_size`: a long string referenced many
+    times costs its expansion here, so it can be refused before anything
+    is rendered from it.
+    """
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    sizes[key] = MAX_EXPANDED_CHARS + 1
+    if isinstance(node, yaml.ScalarNode):
+        total = len(str(node.value))
+    elif isinstance(node, yaml.MappingNode):
+        total = sum(_expanded_chars(k, sizes) + _expanded_chars(v, sizes)
+                    for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        total = sum(_expanded_chars(item, sizes) for item in node.value)
+    else:
+        total = 0
+    sizes[key] = min(total, MAX_EXPANDED_CHARS + 1)
     return sizes[key]
 
 
@@ -137,6 +185,9 @@ def _message(error: Any, loc: Loc) -> str:
         if len(loc) == 3 and loc[0] == "install" and isinstance(loc[1], int):
             return (f"unknown install kind {name!r}; use one of "
                     f"{', '.join(INSTALL_KINDS)}")
+        if isinstance(name, str) and not name.isascii():
+            return (f"unknown field {name!a} (it has non-ASCII characters "
+                    "that look like ASCII ones); retype it")
         return f"unknown field {name!r}; remove it or check its spelling"
     if kind == "missing":
         return "required field is missing"
@@ -156,7 +207,7 @@ def _pydantic_problems(exc: ValidationError, file: str,
         # A union member the input plainly is not (a mapping given where a
         # name could go, or a name where a mapping could) is noise.
         tags = [p for p in error["loc"] if isinstance(p, str)
-                and (p[:1].isupper() or p in _UNION_TAGS)]
+                and (p[:1].isupper() or _is_union_tag(p))]
         if tags and ((error["type"] == "string_type"
                       and isinstance(error["input"], dict))
                      or (error["type"] == "model_type"
@@ -167,59 +218,79 @@ def _pydantic_problems(exc: ValidationError, file: str,
         loc = tuple(p for p in error["loc"]
                     if isinstance(p, int) or (not (p[:1].isupper()
                                                    and not p.isupper())
-                                              and p not in _UNION_TAGS))
+                                              and not _is_union_tag(p)))
         where = format_loc(loc)
         problems.append(Problem(file, where, _message(error, loc),
                                 _line_for(loc, lines)))
     return problems
 
 
-def _file_problems(data: dict[str, Any], directory: Path, file: str,
-                   lines: dict[Loc, int]) -> list[Problem]:
-    """Check every referenced file exists inside the payload directory."""
+def _step_problems(data: dict[str, Any], directory: Path, file: str,
+                   lines: dict[Loc, int], model: Payload | None
+                   ) -> tuple[list[Problem], list[StepInput]]:
+    """Let each kind read and check the files of every step that parsed."""
     problems: list[Problem] = []
-    root = directory.resolve()
-
-    def check(loc: Loc, value: object, want_dir: bool = False) -> None:
-        if not isinstance(value, str) or not value or value.startswith("/") \
-                or ".." in value.split("/"):
-            return  # the schema reports these
-        path = (directory / value)
-        line = _line_for(loc, lines)
-        where = format_loc(loc)
-        try:
-            resolved = path.resolve()
-            resolved.relative_to(root)
-        except ValueError:
-            problems.append(Problem(file, where, f"{value!r} resolves outside the "
-                                    f"payload directory {directory}", line))
-            return
-        if want_dir:
-            if not resolved.is_dir():
-                problems.append(Problem(file, where, f"directory {value!r} does not "
-                                        f"exist in {directory}; create it or fix "
-                                        "the path", line))
-            return
-        if not resolved.is_file():
-            problems.append(Problem(file, where, f"file {value!r} does not exist in "
-                                    f"{directory}; create it or fix the path", line))
-        elif resolved.stat().st_size > MAX_INPUT_BYTES:
-            problems.append(Problem(file, where, f"file {value!r} is larger than "
-                                    f"{MAX_INPUT_BYTES // (1024 * 1024)} MiB", line))
-
+    inputs: list[StepInput] = []
+    name = data.get("name") if isinstance(data.get("name"), str) else "payload"
+    kernel_python = model.kernel_python if model is not None else None
+    tests = data.get("tests") if isinstance(data.get("tests"), str) else None
+    exclude = ("payload.yaml",) + ((tests.strip("/"),) if tests else ())
     install = data.get("install")
-    if isinstance(install, list):
-        for index, step in enumerate(install):
-            if not isinstance(step, dict):
-                continue
-            for kind, fields in FILE_FIELDS.items():
-                spec = step.get(kind)
-                if isinstance(spec, dict):
-                    for name in fields:
-                        check(("install", index, kind, name), spec.get(name))
-    if "tests" in data:
-        check(("tests",), data["tests"], want_dir=True)
-    return problems
+    for index, step in enumerate(install if isinstance(install, list) else []):
+        if not isinstance(step, dict) or len(step) != 1:
+            continue
+        kind_name, raw = next(iter(step.items()))
+        kind = KINDS.get(kind_name)
+        if kind is None:
+            continue
+        try:
+            spec = kind.model.model_validate(raw)
+        except ValidationError:
+            # The schema reports what is wrong; the files that are named
+            # well are still checked, so that every problem shows at once.
+            for name in kind.files:
+                value = raw.get(name) if isinstance(raw, dict) else None
+                if isinstance(value, str) and value and not value.startswith("/") \
+                        and ".." not in value.split("/"):
+                    loc: Loc = ("install", index, kind_name, name)
+
+                    def report(msg: str, loc: Loc = loc) -> None:
+                        problems.append(Problem(file, format_loc(loc), msg,
+                                                _line_for(loc, lines)))
+
+                    read_payload_file(directory, value, report)
+            continue
+        ctx = StepContext(index=index, kind=kind_name, directory=directory,
+                          file=file, line_for=lambda loc: _line_for(loc, lines),
+                          kernel_python=kernel_python, payload_name=str(name),
+                          exclude=exclude)
+        kind.load(spec, ctx)
+        problems.extend(ctx.problems)
+        inputs.append(ctx.input)
+    if isinstance(tests, str):
+        problems.extend(_tests_problems(tests, directory, file, lines))
+    return problems, inputs
+
+
+def _tests_problems(tests: str, directory: Path, file: str,
+                    lines: dict[Loc, int]) -> list[Problem]:
+    if tests.startswith("/") or ".." in tests.split("/"):
+        return []  # the schema reports these
+    line = _line_for(("tests",), lines)
+    path = directory / tests
+    try:
+        resolved = path.resolve(strict=True)
+        resolved.relative_to(directory.resolve())
+    except (OSError, RuntimeError):
+        return [Problem(file, "tests", f"directory {tests!r} does not exist in "
+                        f"{directory}; create it or fix the path", line)]
+    except ValueError:
+        return [Problem(file, "tests", f"{tests!r} resolves outside the payload "
+                        f"directory {directory}", line)]
+    if not resolved.is_dir():
+        return [Problem(file, "tests", f"{tests!r} is not a directory; name the "
+                        "directory of the payload's test_*.py files", line)]
+    return []
 
 
 def load_payload(directory: Path) -> LoadedPayload:
@@ -242,14 +313,30 @@ def load_payload(directory: Path) -> LoadedPayload:
     PayloadInvalid
         With every schema and file problem found, when there is any.
     """
+    logging.getLogger("nubladobuild.stages").info("load %s", directory)
     if not directory.is_dir():
         raise InputError(f"{directory}: payload directory does not exist. Pass the "
                          f"directory that holds {PAYLOAD_FILE}.")
     path = directory / PAYLOAD_FILE
     file = str(path)
-    if not path.is_file():
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True).relative_to(directory.resolve())
+        except (OSError, RuntimeError):
+            raise InputError(f"{file}: is a symbolic link that loops or points to "
+                             f"nothing. Make {PAYLOAD_FILE} a regular file.") from None
+        except ValueError:
+            raise InputError(f"{file}: is a symbolic link that resolves outside "
+                             f"the payload directory. Copy the file into "
+                             f"{directory}.") from None
+    if not path.exists():
         raise InputError(f"{file}: no {PAYLOAD_FILE} in {directory}. Create one "
                          "(see the README for an example).")
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        what = special_kind(mode) or "a directory"
+        raise InputError(f"{file}: is {what}, not a regular file. Make "
+                         f"{PAYLOAD_FILE} a YAML file.")
     size = path.stat().st_size
     if size > MAX_PAYLOAD_BYTES:
         raise PayloadInvalid([Problem(file, "", f"file is {size} bytes; a payload "
@@ -259,6 +346,13 @@ def load_payload(directory: Path) -> LoadedPayload:
     except UnicodeDecodeError as exc:
         raise PayloadInvalid([Problem(file, "", f"not UTF-8 text ({exc.reason} at "
                                       f"byte {exc.start})")]) from None
+    found = control_characters(text.replace("\t", " ").replace("\n", " ")
+                               .replace("\r", " "))
+    if found:
+        bad = next(i for i, ln in enumerate(text.splitlines(), 1)
+                   if control_characters(ln.replace("\t", " ")))
+        raise PayloadInvalid([Problem(file, "", f"the file contains {found}; "
+                                      "remove it", bad)])
     if not text.strip():
         raise PayloadInvalid([Problem(file, "", "file is empty; it needs at least "
                                       "name, install and kernel")])
@@ -280,6 +374,11 @@ def load_payload(directory: Path) -> LoadedPayload:
         raise PayloadInvalid([Problem(file, "", "YAML aliases expand to more than "
                                       f"{MAX_YAML_NODES} values (or refer to "
                                       "themselves); write the values out", 1)])
+    if node is not None and _expanded_chars(node, {}) > MAX_EXPANDED_CHARS:
+        raise PayloadInvalid([Problem(file, "", "the YAML expands to more than "
+                                      f"{MAX_EXPANDED_CHARS // 1024} KiB of text "
+                                      "(aliases repeating long values?); a payload "
+                                      "description is far smaller", 1)])
     if node is not None:
         _compose_lines(node, (), lines, dupes)
     if not isinstance(data, dict):
@@ -291,12 +390,13 @@ def load_payload(directory: Path) -> LoadedPayload:
         model = Payload.model_validate(data)
     except ValidationError as exc:
         problems.extend(_pydantic_problems(exc, file, lines))
-    problems.extend(_file_problems(data, directory, file, lines))
-    if model is not None:
-        problems.extend(payload_problems(model, directory, file,
-                                         lambda loc: _line_for(loc, lines)))
+    step_problems, inputs = _step_problems(data, directory, file, lines, model)
+    problems.extend(step_problems)
+    problems.extend(profile_problems(data.get("compat"), file,
+                                     lambda loc: _line_for(loc, lines)))
     if problems:
         problems.sort(key=lambda p: (p.line or 0, p.location))
         raise PayloadInvalid(problems)
     assert model is not None
-    return LoadedPayload(model=model, directory=directory)
+    return LoadedPayload(model=model, directory=directory, inputs=tuple(inputs),
+                         lines=lines)

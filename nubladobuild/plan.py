@@ -1,87 +1,188 @@
-"""Turn a validated payload into a build plan.
+"""Stage 2, plan: turn a loaded payload into a build plan. Pure.
 
-Every file and value the Dockerfile needs, decided before anything is
-written or built; step planning is in :mod:`nubladobuild.steps`.
+Every file and value the Dockerfile needs that follows from the payload
+alone, decided before anything is written or built: no engine, no file
+reads (the loader read every file). The kernel files are derived here,
+once, and the compat links resolve against them. What needs the outside
+world (the base image's user, conda solutions) is the resolve stage's.
 """
 
 from __future__ import annotations
 
+import logging
+import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from nubladobuild import __version__
 from nubladobuild.compat import LABEL as COMPAT_LABEL
-from nubladobuild.compat import CompatPlan, compat_plan
+from nubladobuild.compat import RECORD_PATH, CompatPlan, compat_plan
+from nubladobuild.errors import InputError
+from nubladobuild.fields import LAB_ROOT
 from nubladobuild.kernels import KernelFiles, kernel_files
+from nubladobuild.kinds import KINDS, Environment, StepPlan
 from nubladobuild.loader import LoadedPayload
+from nubladobuild.refs import BadReference, parse_reference
 from nubladobuild.shell import shell_path, shell_setup
-from nubladobuild.steps import StepPlan as StepPlan
-from nubladobuild.steps import kernel_with_activation, plan_step
 
 #: The base image a payload builds on unless told otherwise.
 DEFAULT_BASE_IMAGE = "nublado-jupyterlab-base:latest"
-#: The user the payload image runs as unless the base says otherwise.
-DEFAULT_LAB_USER = "1000:100"
+#: Stage messages go here; ``NUBLADO_BUILD_TRACE=1`` shows them.
+STAGES = logging.getLogger("nubladobuild.stages")
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything the renderer needs; no I/O happens after this."""
+    """Everything the payload decides about its build context."""
 
     loaded: LoadedPayload
     base_image: str
-    lab_user: str
     steps: tuple[StepPlan, ...]
+    environment: Environment
     kernel: KernelFiles
     shell_setup: str
     shell_path: str
-    python: str
     labels: tuple[tuple[str, str], ...]
     version: str = __version__
     compat: CompatPlan = field(default_factory=CompatPlan)
+    generated: tuple[str, ...] = ()
+
+    @property
+    def python(self) -> str:
+        """Return the interpreter the kernel runs."""
+        return self.environment.python
+
+    @property
+    def name(self) -> str:
+        """Return the payload's name."""
+        return self.loaded.model.name
 
 
-def build_plan(loaded: LoadedPayload, base_image: str = DEFAULT_BASE_IMAGE,
-               lab_user: str = DEFAULT_LAB_USER) -> Plan:
+def check_base_reference(base_image: str) -> str:
+    """Return ``base_image`` when it is a valid image reference.
+
+    Raises
+    ------
+    InputError
+        Naming the flag and what a reference looks like.
+    """
+    try:
+        parse_reference(base_image)
+    except BadReference as exc:
+        raise InputError(f"--base: {exc}") from None
+    return base_image
+
+
+def generated_paths(name: str, kernel: KernelFiles, setup_path: str,
+                    compat: CompatPlan) -> tuple[str, ...]:
+    """Return the paths the payload stage writes inside protected trees.
+
+    The isolation guard allows exactly these (a trailing ``/`` allows a
+    whole directory) and nothing else.
+    """
+    paths = {f"{kernel.spec_dir}/", setup_path,
+             f"{LAB_ROOT}/versions-installed/payload-{name}.txt"}
+    if kernel.wrapper_path:
+        paths.add(f"{posixpath.dirname(kernel.wrapper_path)}/")
+    if compat.links:
+        paths.add(RECORD_PATH)
+        for link in compat.links:
+            paths.update((link.path, f"{link.path}/"))
+    return tuple(sorted(paths))
+
+
+def requested_secrets(plan: Plan) -> dict[int, list[str]]:
+    """Return the secrets each script or fragment step asks for, by index."""
+    asked: dict[int, list[str]] = {}
+    for index, step in enumerate(plan.loaded.model.steps()):
+        names = getattr(step.spec, "secrets", None)
+        if names:
+            asked[index] = sorted(set(names))
+    return asked
+
+
+def check_grants(plan: Plan, granted: Sequence[str]) -> None:
+    """Refuse a build whose steps ask for secrets the operator did not grant.
+
+    Raises
+    ------
+    InputError
+        Naming each step, the secrets it asks for and the flag that grants
+        them.
+    """
+    missing = []
+    for index, names in requested_secrets(plan).items():
+        kind = plan.loaded.model.steps()[index].kind
+        refused = [n for n in names if n not in granted]
+        if refused:
+            missing.append(f"install[{index}].{kind}.secrets asks for "
+                           f"{', '.join(refused)}")
+    if missing:
+        flags = " ".join(f"--allow-secret {n}" for n in sorted(
+            {n for names in requested_secrets(plan).values() for n in names}
+            - set(granted)))
+        raise InputError(f"{plan.loaded.yaml_path}: {'; '.join(missing)}, which "
+                         f"the operator has not granted. Pass {flags} to hand them "
+                         "to those steps (they never reach a layer), or remove "
+                         "them from the payload.")
+
+
+def build_plan(loaded: LoadedPayload, base_image: str = DEFAULT_BASE_IMAGE) -> Plan:
     """Plan a payload build.
 
     Parameters
     ----------
     loaded
-        The validated payload (see :func:`nubladobuild.loader.load_payload`).
+        The loaded payload (see :func:`nubladobuild.loader.load_payload`).
     base_image
         The JupyterLab base image to build on.
-    lab_user
-        The ``uid:gid`` the final image runs as (the base image's user).
 
     Returns
     -------
     Plan
-        The complete, deterministic description of the build context.
+        The complete, deterministic description of the payload's part of
+        the build context.
 
+    Raises
+    ------
+    InputError
+        When the base reference is invalid.
+    PayloadInvalid
+        When compat links cannot apply to this payload's kernel files.
     """
+    check_base_reference(base_image)
     payload = loaded.model
-    python = payload.kernel_python
-    steps = tuple(plan_step(i, s, loaded) for i, s in enumerate(payload.install))
+    STAGES.info("plan %s", payload.name)
+    env = payload.environment
+    steps = tuple(KINDS[s.kind].plan(i, s.spec, loaded.inputs[i], payload)
+                  for i, s in enumerate(payload.steps()))
+    kernel = kernel_files(payload.kernel, env)
+    setup_path = shell_path(payload)
+    generated = {f"{kernel.spec_dir}/kernel.json": "the generated kernel.json",
+                 setup_path: "the generated shell setup"}
+    if kernel.wrapper_path:
+        generated[kernel.wrapper_path] = "the generated kernel wrapper"
+    compat = compat_plan(payload, kernel, generated, str(loaded.yaml_path),
+                         loaded.line_for)
     labels: tuple[tuple[str, str], ...] = (
         ("io.nublado.payload.name", payload.name),
         ("io.nublado.payload.kernels", payload.kernel.name),
-        ("io.nublado.payload.python", python),
+        ("io.nublado.payload.python", env.python),
         ("io.nublado.build.version", __version__),
         ("org.opencontainers.image.title", payload.name),
         ("org.opencontainers.image.description", payload.description),
     )
-    compat = compat_plan(payload)
     if compat.links:
         labels += ((COMPAT_LABEL, compat.label),)
     return Plan(
+        generated=generated_paths(payload.name, kernel, setup_path, compat),
         loaded=loaded,
         base_image=base_image,
-        lab_user=lab_user,
         steps=steps,
-        kernel=kernel_files(kernel_with_activation(payload), python),
-        shell_setup=shell_setup(payload),
-        shell_path=shell_path(payload),
-        python=python,
+        environment=env,
+        kernel=kernel,
+        shell_setup=shell_setup(payload, env),
+        shell_path=setup_path,
         labels=labels,
         compat=compat,
     )

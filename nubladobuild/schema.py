@@ -1,171 +1,63 @@
 """The payload.yaml schema: pydantic v2 models, strict, with clear messages.
 
-Only shapes and values are checked here; files on disk are checked by
-:mod:`nubladobuild.loader`, which also maps errors to YAML lines.
+Only shapes and values are checked here; the files a payload names are read
+and checked by :mod:`nubladobuild.loader` through each install kind. The
+install step model is made from the kinds registry
+(:data:`nubladobuild.kinds.KINDS`): one optional field per kind, exactly
+one given.
 """
 
 from __future__ import annotations
 
-import posixpath
-import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
+    create_model,
     model_validator,
 )
 
-#: The JupyterLab tree that payloads must never write into.
-LAB_ROOT = "/usr/local/share/jupyterlab"
-#: Directories a payload prefix may not be, or sit inside, besides LAB_ROOT.
-_SYSTEM_DIRS = (
-    "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/root",
-    "/run", "/sbin", "/sys", "/tmp", "/usr",  # noqa: S108 - refused, not used "/usr/bin", "/usr/lib",
-    "/usr/local", "/usr/local/bin", "/usr/local/lib", "/usr/sbin", "/var",
-    "/opt", "/home",
+from nubladobuild.fields import (
+    LAB_ROOT,
+    AbsPath,
+    DnsLabel,
+    EnvName,
+    EnvValue,
+    Interpreter,
+    KernelName,
+    Line,
+    RelFile,
+    Strict,
+    Text,
+    _absolute_path,
+    inside,
 )
-_PATH_CHARS = re.compile(r"^/[A-Za-z0-9._+/-]*\Z")  # \Z: "$" allows a final "\n"
-_REL_CHARS = re.compile(r"^[A-Za-z0-9._+/-]+\Z")
-INSTALL_KINDS = ("pip", "conda", "script", "dockerfile", "transplant")
+from nubladobuild.kinds import KINDS, Environment
+from nubladobuild.kinds.conda import CondaStep
+from nubladobuild.kinds.dockerfile import DockerfileStep
+from nubladobuild.kinds.pip import PipStep
+from nubladobuild.kinds.script import ScriptStep
+from nubladobuild.kinds.transplant import TransplantStep
 
-
-def _absolute_path(value: str) -> str:
-    if not value.startswith("/"):
-        raise ValueError(f"must be an absolute path, got {value!r}")
-    if not _PATH_CHARS.match(value):
-        raise ValueError(
-            f"{value!r} contains characters other than letters, digits and ._+-/"
-        )
-    if ".." in value.split("/") or posixpath.normpath(value) != value.rstrip("/"):
-        raise ValueError(f"{value!r} must be a normalized path without '..'")
-    return value.rstrip("/") or "/"
-
-
-def _prefix(value: str) -> str:
-    value = _absolute_path(value)
-    if value == LAB_ROOT or value.startswith(LAB_ROOT + "/"):
-        raise ValueError(
-            f"{value!r} is inside the JupyterLab tree {LAB_ROOT}; payloads must "
-            "install elsewhere (for example /opt/payload/venv)"
-        )
-    if value in _SYSTEM_DIRS:
-        raise ValueError(
-            f"{value!r} is a system directory; use a dedicated prefix such as "
-            "/opt/<payload>"
-        )
-    return value
-
-
-def _relative_file(value: str) -> str:
-    if value.startswith("/") or not _REL_CHARS.match(value):
-        raise ValueError(
-            f"{value!r} must be a path relative to the payload directory, "
-            "made of letters, digits and ._+-/"
-        )
-    if ".." in value.split("/"):
-        raise ValueError(f"{value!r} escapes the payload directory ('..')")
-    return posixpath.normpath(value)
-
-
-def _one_line(value: str) -> str:
-    if "\n" in value or "\r" in value or "\x00" in value:
-        raise ValueError("must be a single line (no newline or NUL characters)")
-    return value
-
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-AbsPath = Annotated[str, AfterValidator(_absolute_path)]
-Prefix = Annotated[str, AfterValidator(_prefix)]
-RelFile = Annotated[str, AfterValidator(_relative_file)]
-Line = Annotated[str, AfterValidator(_one_line)]
-EnvValue = Annotated[str, AfterValidator(_no_nul)]
-EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-DnsLabel = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"),
-]
-KernelName = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-]
-ImageRef = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/:@-]*[A-Za-z0-9._-]$",
-                      max_length=255),
+__all__ = [
+    "INSTALL_KINDS", "LAB_ROOT", "MAX_STEPS", "CompatLink", "CondaStep",
+    "DockerfileStep", "InstallStep", "Kernel", "Payload", "PipStep", "ScriptStep",
+    "Shell", "Tags", "TransplantStep",
 ]
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
-
-
-class PipStep(_Strict):
-    """A pip ``requirements.txt`` installed into a venv."""
-
-    requirements: RelFile
-    prefix: Prefix = "/opt/payload/venv"
-    python: str = Field(
-        default="python3",
-        pattern=r"^(/[A-Za-z0-9._+/-]+|python3(\.[0-9]+)?)$",
-        description="Interpreter that creates the venv (path or python3[.N]).",
-    )
-    installer: Literal["pip", "uv"] = "pip"
+#: The install kinds, by name, in registry order.
+INSTALL_KINDS = tuple(KINDS)
+#: At most this many install steps (each becomes build instructions).
+MAX_STEPS = 64
 
 
-class CondaStep(_Strict):
-    """A conda environment (YAML, optionally locked) installed into a prefix."""
-
-    environment: RelFile
-    lock: RelFile | None = None
-    prefix: Prefix | None = None
-    channels: list[str] | None = None
-
-
-class ScriptStep(_Strict):
-    """An install script run with ``PAYLOAD_PREFIX`` set."""
-
-    path: RelFile
-    prefix: Prefix
-    env: dict[EnvName, EnvValue] = Field(default_factory=dict)
-    python: AbsPath | None = None
-
-
-class DockerfileStep(_Strict):
-    """A validated Dockerfile fragment spliced into the payload build."""
-
-    path: RelFile
-
-
-class TransplantStep(_Strict):
-    """Directories copied from another image."""
-
-    image: ImageRef
-    paths: list[Prefix] = Field(min_length=1)
-    python: AbsPath | None = None
-
-
-StepSpec = PipStep | CondaStep | ScriptStep | DockerfileStep | TransplantStep
-
-
-class InstallStep(_Strict):
-    """One install step: exactly one of the five kinds."""
-
-    pip: PipStep | None = None
-    conda: CondaStep | None = None
-    script: ScriptStep | None = None
-    dockerfile: DockerfileStep | None = None
-    transplant: TransplantStep | None = None
+class _InstallBase(Strict):
+    """Behaviour of the generated :class:`InstallStep` model."""
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> InstallStep:
+    def _exactly_one(self) -> _InstallBase:
         given = [k for k in INSTALL_KINDS if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
@@ -181,21 +73,25 @@ class InstallStep(_Strict):
         return next(k for k in INSTALL_KINDS if getattr(self, k) is not None)
 
     @property
-    def spec(self) -> StepSpec:
-        """Return this step's kind-specific settings."""
-        value = getattr(self, self.kind)
-        assert value is not None
-        return value  # type: ignore[no-any-return]
+    def spec(self) -> Any:
+        """Return this step's kind-specific settings (the kind's model)."""
+        return getattr(self, self.kind)
 
 
-class Kernel(_Strict):
+#: One install step: exactly one of the kinds, each an optional field.
+InstallStep = cast(type[_InstallBase], create_model(  # type: ignore[call-overload]
+    "InstallStep", __base__=_InstallBase, __module__=__name__,
+    **{name: (kind.model | None, None) for name, kind in KINDS.items()}))
+
+
+class Kernel(Strict):
     """The Jupyter kernel that runs the payload Python."""
 
     name: KernelName
     display_name: Annotated[Line, StringConstraints(min_length=1, max_length=128)]
-    python: AbsPath | None = None
-    setup: list[Line] = Field(default_factory=list)
-    env: dict[EnvName, EnvValue] = Field(default_factory=dict)
+    python: Interpreter | None = None
+    setup: list[Line] = Field(default_factory=list, max_length=256)
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict, max_length=256)
 
     @property
     def needs_wrapper(self) -> bool:
@@ -203,10 +99,10 @@ class Kernel(_Strict):
         return bool(self.setup or self.env)
 
 
-class Shell(_Strict):
+class Shell(Strict):
     """What a terminal inside the lab gets."""
 
-    setup: list[Line] | None = None
+    setup: list[Line] | None = Field(default=None, max_length=256)
 
 
 #: Compat link targets that stand for a payload's generated kernel files.
@@ -220,14 +116,21 @@ def _compat_target(value: str) -> str:
         if head not in COMPAT_PLACEHOLDERS:
             raise ValueError(f"unknown placeholder {head!r}; use one of "
                              f"{', '.join(COMPAT_PLACEHOLDERS)} or an absolute path")
-        if rest and (not rest.startswith("/") or not _PATH_CHARS.match(rest)
-                     or ".." in rest.split("/")):
-            raise ValueError(f"{value!r}: after {head} only a '/sub/path' may follow")
+        if rest:
+            if not rest.startswith("/"):
+                raise ValueError(f"{value!r}: after {head} only a '/sub/path' may "
+                                 "follow")
+            _absolute_path(rest)
         return value
-    return _absolute_path(value)
+    value = _absolute_path(value)
+    for root in ("/run", "/proc", "/sys", "/dev"):
+        if inside(value, root):
+            raise ValueError(f"{value!r} is in {root} (build-time secrets, kernel "
+                             "and device files): a compat link may not point there")
+    return value
 
 
-class CompatLink(_Strict):
+class CompatLink(Strict):
     """An explicit legacy path and what it points to (see compat/)."""
 
     path: AbsPath
@@ -235,28 +138,40 @@ class CompatLink(_Strict):
     mode: Literal["link", "copy"] = "link"
 
 
-class Tags(_Strict):
+class Tags(Strict):
     """How image tags are formed and checked."""
 
     policy: Literal["rsp", "semver", "calver"] = "rsp"
 
 
-class Payload(_Strict):
+#: Image names a payload may not take: they would tag over the base.
+RESERVED_NAMES = ("nublado-jupyterlab-base", "nublado-build")
+
+
+def _payload_name(value: str) -> str:
+    if value in RESERVED_NAMES:
+        raise ValueError(f"{value!r} is reserved (it would tag over "
+                         f"{value}:latest); choose another name")
+    return value
+
+
+class Payload(Strict):
     """A payload: what to install on the base, and how to start it."""
 
-    name: DnsLabel
-    description: Annotated[str, StringConstraints(max_length=4096)] = ""
-    install: list[InstallStep] = Field(min_length=1)
+    name: Annotated[DnsLabel, AfterValidator(_payload_name)]
+    description: Annotated[Text, StringConstraints(max_length=4096)] = ""
+    install: list[InstallStep] = Field(  # type: ignore[valid-type]
+        min_length=1, max_length=MAX_STEPS)
     kernel: Kernel
     shell: Shell = Field(default_factory=Shell)
-    compat: list[DnsLabel | CompatLink] = Field(default_factory=list)
+    compat: list[DnsLabel | CompatLink] = Field(default_factory=list, max_length=64)
     tags: Tags = Field(default_factory=Tags)
     tests: RelFile | None = None
 
     @model_validator(mode="after")
     def _kernel_python_known(self) -> Payload:
-        derived = derived_python(self.install, self.name)
-        if self.kernel.python is None and derived is None:
+        if self.kernel.python is None and derived_environment(
+                self.steps(), self.name) is None:
             raise ValueError(
                 "kernel.python cannot be derived from the install steps "
                 "(no pip or conda step, and no 'python' on a script or "
@@ -264,27 +179,49 @@ class Payload(_Strict):
             )
         return self
 
+    def steps(self) -> list[_InstallBase]:
+        """Return the install steps (typed)."""
+        return cast(list[_InstallBase], self.install)
+
+    @property
+    def environment(self) -> Environment:
+        """Return the environment the kernel and terminal run: derived once here.
+
+        The explicit ``kernel.python`` when given (with the step environment
+        whose interpreter it is, for activation), else the last step that
+        provides an interpreter.
+        """
+        envs = [e for e in (KINDS[s.kind].environment(s.spec, self.name)
+                            for s in self.steps()) if e is not None]
+        if self.kernel.python is None:
+            env = derived_environment(self.steps(), self.name)
+            assert env is not None  # the validator guarantees it
+            return env
+        python = self.kernel.python
+        for env in reversed(envs):
+            if env.python == python:
+                return env
+        prefix = python.rsplit("/", 2)[0] or "/"
+        return Environment(prefix, python)
+
     @property
     def kernel_python(self) -> str:
         """Return the interpreter the kernel runs: explicit, or derived."""
-        python = self.kernel.python or derived_python(self.install, self.name)
-        assert python is not None
-        return python
+        return self.environment.python
+
+
+def derived_environment(steps: list[_InstallBase], payload_name: str
+                        ) -> Environment | None:
+    """Return the environment of the last step that provides an interpreter."""
+    for step in reversed(steps):
+        env = KINDS[step.kind].environment(step.spec, payload_name)
+        if env is not None:
+            return env
+    return None
 
 
 def conda_prefix(spec: CondaStep, payload_name: str) -> str:
     """Return a conda step's prefix: explicit, or ``/opt/conda/envs/<payload>``."""
-    return spec.prefix or f"/opt/conda/envs/{payload_name}"
+    from nubladobuild.kinds.conda import prefix_of
 
-
-def derived_python(steps: list[InstallStep], payload_name: str) -> str | None:
-    """Return the payload interpreter implied by the last step that knows it."""
-    for step in reversed(steps):
-        spec = step.spec
-        if isinstance(spec, PipStep):
-            return f"{spec.prefix}/bin/python"
-        if isinstance(spec, CondaStep):
-            return f"{conda_prefix(spec, payload_name)}/bin/python"
-        if isinstance(spec, ScriptStep | TransplantStep) and spec.python:
-            return spec.python
-    return None
+    return prefix_of(spec, payload_name)

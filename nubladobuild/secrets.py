@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from nubladobuild.errors import InputError
+from nubladobuild.fields import control_characters
 
 _SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt",
                    "/etc/pki/tls/certs/ca-bundle.crt")
@@ -94,8 +97,19 @@ def host_secrets(ca_bundle: Path | None = None, index_url: str | None = None,
                 ca_bundle = Path(candidate)
                 break
     if ca_bundle is not None and not ca_bundle.is_file():
-        raise InputError(f"--ca-bundle {ca_bundle}: file does not exist. Pass a PEM "
-                         "file with the certificates to trust inside the build.")
+        what = "file does not exist"
+        if ca_bundle.exists():
+            kinds = {stat.S_ISFIFO: "is a named pipe (FIFO)", stat.S_ISSOCK:
+                     "is a socket", stat.S_ISDIR: "is a directory",
+                     stat.S_ISCHR: "is a device file", stat.S_ISBLK: "is a device file"}
+            mode = ca_bundle.stat().st_mode
+            what = next((v for k, v in kinds.items() if k(mode)), "is not a file")
+        raise InputError(f"--ca-bundle {ca_bundle}: {what}. Pass a PEM file with "
+                         "the certificates to trust inside the build.")
+    if index_url is not None:
+        found = control_characters(index_url)
+        if found:
+            raise InputError(f"--index-url: contains {found}; pass one URL")
     if index_url is None and use_host_config:
         index_url = _remote(os.environ.get("PIP_INDEX_URL") or config.get("index-url"))
     extra = _remote(os.environ.get("PIP_EXTRA_INDEX_URL")
@@ -130,3 +144,30 @@ class SecretFiles:
         """Remove the files."""
         if self._dir is not None:
             self._dir.cleanup()
+
+
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+
+
+def mask_url(text: str) -> str:
+    """Replace the credentials of every URL in ``text`` with ``***``."""
+    return _USERINFO.sub(lambda m: f"{m.group('scheme')}***@", text)
+
+
+def mask_secrets(text: str, secrets: BuildSecrets | None = None) -> str:
+    """Mask URL credentials and the exact secret values in ``text``.
+
+    Parameters
+    ----------
+    text
+        A log line, message or document.
+    secrets
+        The build's secrets; their index URLs are masked wherever they
+        appear, with or without credentials.
+    """
+    if secrets is not None:
+        for value in (secrets.index_url, secrets.extra_index_url):
+            for url in (value or "").split():
+                if "@" in url:
+                    text = text.replace(url, mask_url(url))
+    return mask_url(text)

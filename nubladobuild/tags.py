@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from functools import total_ordering
 from pathlib import Path
 
-from nubladobuild.errors import InputError
+from nubladobuild.errors import InputError, TagError
+from nubladobuild.refs import TAG_PATTERN, BadReference, parse_reference
 from nubladobuild.schema import Payload
 
 #: Policies payload.yaml may name.
 POLICIES = ("rsp", "semver", "calver")
 #: Docker's own rule for the tag part of an image reference.
-DOCKER_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+DOCKER_TAG = TAG_PATTERN
 #: Floating tags accepted by each policy (never versions themselves).
 ALIASES: dict[str, tuple[str, ...]] = {
     "rsp": ("latest", "recommended", "latest_release", "latest_weekly",
@@ -74,10 +75,6 @@ _SEMVER = re.compile(
     r"(?:\+(?P<build>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$")
 _CALVER = re.compile(
     r"^(?P<year>\d{4})\.(?P<month>\d{1,2})(?:\.(?P<micro>\d+))?(?:-rc(?P<rc>\d+))?$")
-
-
-class TagError(ValueError):
-    """A tag does not follow its policy."""
 
 
 @total_ordering
@@ -242,12 +239,18 @@ def sort_tags(tags: list[str], policy: str, newest_first: bool = False) -> list[
 
 
 def split_reference(reference: str) -> tuple[str, str]:
-    """Split ``[registry/]name[:tag]`` into name and tag (``latest`` if none)."""
-    last = reference.rsplit("/", 1)[-1]
-    if ":" in last:
-        name, _, tag = reference.rpartition(":")
-        return name, tag
-    return reference, "latest"
+    """Split ``[registry/]name[:tag]`` into name and tag (``latest`` if none).
+
+    Raises
+    ------
+    InputError
+        When ``reference`` is not a valid image reference.
+    """
+    try:
+        ref = parse_reference(reference)
+    except BadReference as exc:
+        raise InputError(f"--tag {reference!r}: {exc}") from None
+    return ref.repository, ref.tag_or_latest
 
 
 def check_reference(reference: str, policy: str) -> Tag:

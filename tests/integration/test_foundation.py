@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import TEST_TAG
-from tests.integration.conftest import PAYLOADS, CliResult, docker, run_cli
+from tests.integration.conftest import (
+    PAYLOADS,
+    CliResult,
+    assert_contract,
+    docker,
+    run_cli,
+)
 
 pytestmark = pytest.mark.integration
 SCIPY = PAYLOADS / "scipy-lab"
@@ -27,11 +33,28 @@ def scipy_image(build_payload: Callable[..., CliResult]) -> str:
 def test_scipy_lab_meets_contract(scipy_image: str, tmp_path: Path,
                                   contract: Callable[..., dict[str, Any]]) -> None:
     summary = contract(scipy_image, SCIPY, tmp_path)
-    # The contract's own checks plus the payload's four tests. Only checks
-    # for features this payload does not use (compat profiles) may skip.
-    assert summary["passed"] >= 25
-    for skip in summary["skips"]:
-        assert "compat" in skip, skip
+    # Base + payload suites (no compat label: no compat suite) + the
+    # payload's four tests; the kernel has a wrapper (setup lines).
+    assert_contract(summary, kernel="scipy", payload_tests=4)
+    assert summary["passed"] == 18 + 17 + 4
+
+
+def test_base_image_meets_base_contract(base_image: str, tmp_path: Path,
+                                        contract: Callable[..., dict[str, Any]]
+                                        ) -> None:
+    """``nublado-build test BASE`` runs the base suite only, and it passes."""
+    summary = contract(base_image, None, tmp_path)
+    assert_contract(summary, kernel=None)
+    assert summary["passed"] == 18
+    assert summary["skipped"] == 0
+    assert all(t.startswith("base/") for t in summary["passed_tests"])
+
+
+def test_base_image_refuses_a_payload_dir(base_image: str) -> None:
+    result = run_cli("test", base_image, str(SCIPY), check=False)
+    assert result.returncode == 2
+    assert "it is a base image" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_payload_shares_every_base_layer(scipy_image: str, base_image: str) -> None:

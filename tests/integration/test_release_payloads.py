@@ -20,14 +20,23 @@ import pytest
 
 from nubladobuild.contract.browser import find_chromium
 from tests.conftest import TEST_TAG, require
-from tests.integration.conftest import PAYLOADS, CliResult, docker, run_cli
-from tests.integration.test_kinds import conda_channel  # noqa: F401 - fixture
+from tests.integration.conftest import (
+    NOT_LEGACY,
+    OWN_SHELL,
+    PAYLOADS,
+    CliResult,
+    assert_contract,
+    docker,
+    run_cli,
+)
 
 pytestmark = pytest.mark.integration
 SCIPLAT = PAYLOADS / "sciplat-lab"
 SPHEREX = PAYLOADS / "spherex-lab"
-SCIPLAT_TAG = "sciplat-lab:w_2025_30"
-SPHEREX_TAG = "spherex-lab:2025.07"
+# The tags follow each payload's policy; the repository names carry the
+# test tag so that parallel checkouts sharing an engine do not collide.
+SCIPLAT_TAG = f"sciplat-lab-{TEST_TAG}:w_2025_30"
+SPHEREX_TAG = f"spherex-lab-{TEST_TAG}:2025.07"
 LEGACY_START = "/opt/lsst/software/jupyterlab/runlab.sh"
 UID = "51234:51234"
 
@@ -50,7 +59,7 @@ def sciplat_image(build_payload: Callable[..., CliResult]) -> str:
 
 
 @pytest.fixture(scope="module")
-def spherex_image(build_payload: Callable[..., CliResult], conda_channel: str  # noqa: F811
+def spherex_image(build_payload: Callable[..., CliResult], conda_channel: str
                   ) -> str:
     result = build_payload(SPHEREX, SPHEREX_TAG, "--conda-channel", conda_channel)
     assert result.json["kernel"] == "spherex"
@@ -67,10 +76,12 @@ def test_sciplat_lab_meets_contract(sciplat_image: str, chromium: str,
                                     tmp_path: Path,
                                     contract: Callable[..., dict[str, Any]]) -> None:
     summary = contract(sciplat_image, SCIPLAT, tmp_path)
-    # Contract (incl. 6 compat and 1 browser check) + the payload's 7 tests;
-    # only the default-PATH terminal check is skipped (own shell setup).
-    assert summary["passed"] >= 34, summary
-    assert summary["skipped"] <= 1, summary
+    # Base, payload (incl. the browser check), the 6 compat checks and the
+    # payload's 7 tests; only the default-PATH terminal check is skipped
+    # (sciplat-lab brings its own shell setup).
+    assert_contract(summary, kernel="lsst", payload_tests=7, skipped=(OWN_SHELL,),
+                    compat=True)
+    assert summary["passed"] == 18 + 16 + 6 + 7
     assert _labels(sciplat_image)["io.nublado.compat"] == "nublado-legacy"
 
 
@@ -78,9 +89,11 @@ def test_spherex_lab_meets_contract(spherex_image: str, chromium: str,
                                     tmp_path: Path,
                                     contract: Callable[..., dict[str, Any]]) -> None:
     summary = contract(spherex_image, SPHEREX, tmp_path)
-    # No nublado-legacy profile: only the legacy-paths check is skipped.
-    assert summary["passed"] >= 33, summary
-    assert summary["skipped"] <= 1, summary
+    # Explicit compat links, no nublado-legacy profile: only the
+    # legacy-paths check is skipped.
+    assert_contract(summary, kernel="spherex", payload_tests=6,
+                    skipped=(NOT_LEGACY,), compat=True)
+    assert summary["passed"] == 18 + 17 + 5 + 6
     assert _labels(spherex_image)["io.nublado.compat"] == "explicit"
 
 
@@ -141,7 +154,8 @@ def test_starts_like_the_old_controller(which: str, request: pytest.FixtureReque
 
 
 def test_bad_rsp_tag_refused_before_building(engine: None) -> None:
-    result = run_cli("build", str(SCIPLAT), "--tag", "sciplat-lab:v1.0",
+    result = run_cli("build", str(SCIPLAT), "--allow-secret", "ca", "--allow-secret",
+                     "index", "--tag", "sciplat-lab:v1.0",
                      check=False)
     assert result.returncode == 2
     assert "'v1.0' is not an rsp tag" in result.stderr

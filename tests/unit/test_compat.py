@@ -11,15 +11,13 @@ import pytest
 from nubladobuild.compat import (
     LABEL,
     available_profiles,
-    compat_links,
     links_file,
     load_profile,
 )
 from nubladobuild.errors import PayloadInvalid
 from nubladobuild.loader import load_payload
-from nubladobuild.plan import build_plan
-from nubladobuild.render import context_files, render_dockerfile
 from nubladobuild.resources import data_root
+from tests.unit.helpers import dockerfile_of, files_of, plan_of
 
 REPO = Path(__file__).resolve().parents[2]
 APPLY = data_root() / "base" / "build" / "apply-compat"
@@ -38,7 +36,8 @@ def _payload(tmp_path: Path, compat: str, kernel_extra: str = "  setup: ['true']
 def _problems(tmp_path: Path, compat: str, kernel_extra: str = "  setup: ['true']\n"
               ) -> list[str]:
     with pytest.raises(PayloadInvalid) as info:
-        load_payload(_payload(tmp_path, compat, kernel_extra))
+        # Profile names are checked at load; links against the plan's files.
+        plan_of(_payload(tmp_path, compat, kernel_extra))
     return [p.render() for p in info.value.problems]
 
 
@@ -50,7 +49,7 @@ def test_shipped_profiles_are_valid() -> None:
 
 def test_legacy_profile_matches_the_real_images(tmp_path: Path) -> None:
     loaded = load_payload(_payload(tmp_path, "  - nublado-legacy\n"))
-    links = {link.path: link.target for link in compat_links(loaded.model)}
+    links = {link.path: link.target for link in plan_of(loaded.directory).compat.links}
     assert links == {
         f"{LEGACY}/runlab.sh": "/usr/local/share/jupyterlab/runlab",
         f"{LEGACY}/runlab": "/usr/local/share/jupyterlab/runlab",
@@ -65,7 +64,7 @@ def test_explicit_entries_and_placeholders(tmp_path: Path) -> None:
     compat = ("  - {path: /opt/old/kernel, target: '{kernel.dir}', mode: copy}\n"
               "  - {path: /opt/old/logo.png, target: '{kernel.dir}/logo-64x64.png'}\n")
     loaded = load_payload(_payload(tmp_path, compat))
-    links = compat_links(loaded.model)
+    links = plan_of(loaded.directory).compat.links
     assert [(ln.path, ln.target, ln.mode) for ln in links] == [
         ("/opt/old/kernel", "/usr/local/share/jupyter/kernels/ck", "copy"),
         ("/opt/old/logo.png", "/usr/local/share/jupyter/kernels/ck/logo-64x64.png",
@@ -75,7 +74,8 @@ def test_explicit_entries_and_placeholders(tmp_path: Path) -> None:
 
 def test_reverse_profile_resolves(tmp_path: Path) -> None:
     loaded = load_payload(_payload(tmp_path, "  - nublado-new-from-legacy\n", ""))
-    modes = {ln.path: (ln.target, ln.mode) for ln in compat_links(loaded.model)}
+    links = plan_of(loaded.directory).compat.links
+    modes = {ln.path: (ln.target, ln.mode) for ln in links}
     assert modes["/usr/local/share/jupyterlab/versions-installed/legacy"] == (
         f"{LEGACY}/versions-installed", "link")
     assert modes["/usr/local/share/jupyterlab/kernels/legacy/lsstlaunch.bash"] == (
@@ -113,11 +113,19 @@ def test_wrapper_placeholder_needs_a_wrapper(tmp_path: Path) -> None:
     ("{path: /opt/x, target: relative/path}", "must be an absolute path"),
     ("{path: /opt/x, target: /a, mode: hardlink}", "'link' or 'copy'"),
     ("{path: /usr/local/share/jupyterlab/runlab, target: /bin/true}",
-     "protected JupyterLab files"),
+     "the JupyterLab tree"),
+    ("{path: /usr/local/share/jupyterlab/compat-links.tsv, target: /bin/true}",
+     "the JupyterLab tree"),
     ("{path: /usr/local/etc/jupyter/x.py, target: /bin/true}",
-     "protected JupyterLab files"),
+     "the JupyterLab server configuration"),
+    ("{path: /usr/local/lib/python3.13/os.py, target: /bin/true}",
+     "the base interpreter's standard library"),
+    ("{path: /etc/jupyter/jupyter_server_config.py, target: /bin/true}",
+     "a Jupyter configuration directory"),
     ("{path: /usr/local/share/jupyter/kernels/ck/kernel.json, target: /bin/true}",
-     "generated kernel.json"),
+     "Jupyter data the server reads"),
+    ("{path: /usr/local/share/jupyterlab/kernels/ck/launch, target: /bin/true}",
+     "generated kernel wrapper"),
     ("{path: /opt, target: /bin}", "system directory"),
     ("{path: /opt/x, target: /opt/x/y}", "inside it"),
     ("Bad_Name", "compat profile name"),
@@ -137,13 +145,13 @@ def test_nested_links_refused(tmp_path: Path) -> None:
 
 def test_plan_renders_the_step_label_and_links_file(tmp_path: Path) -> None:
     loaded = load_payload(_payload(tmp_path, "  - nublado-legacy\n"))
-    plan = build_plan(loaded)
+    plan = plan_of(loaded.directory)
     assert (LABEL, "nublado-legacy") in plan.labels
-    dockerfile = render_dockerfile(plan)
+    dockerfile = dockerfile_of(plan)
     step = dockerfile.index("apply-compat /tmp/nb-compat-links.tsv")
     assert dockerfile.index("kernel/kernel.json") < step < dockerfile.index(
-        "verify-isolation")
-    files = context_files(plan)
+        "nublado-guard")
+    files = files_of(plan)
     text = files["compat/links.tsv"][0].decode()
     assert f"link\t{LEGACY}/runlab.sh\t/usr/local/share/jupyterlab/runlab\t" \
         "profile nublado-legacy" in text
@@ -154,9 +162,9 @@ def test_no_compat_no_step(tmp_path: Path) -> None:
     (tmp_path / "payload.yaml").write_text(
         "name: plain\ninstall: [{pip: {requirements: requirements.txt}}]\n"
         "kernel: {name: p, display_name: P}\n")
-    plan = build_plan(load_payload(tmp_path))
-    assert "apply-compat" not in render_dockerfile(plan)
-    assert "compat/links.tsv" not in context_files(plan)
+    plan = plan_of(tmp_path)
+    assert "apply-compat" not in dockerfile_of(plan)
+    assert "compat/links.tsv" not in files_of(plan)
     assert all(key != LABEL for key, _ in plan.labels)
 
 
@@ -215,3 +223,24 @@ def test_apply_compat_is_strict_bash() -> None:
     assert text.startswith("#!/bin/bash\n")
     assert "set -euo pipefail" in text
     assert REPO.joinpath("base/build/apply-compat").stat().st_mode & 0o111
+
+
+def test_conda_kernel_without_setup_gets_the_legacy_wrapper_link(tmp_path: Path
+                                                                ) -> None:
+    """Regression (issue 9): validate and the plan agree on the wrapper.
+
+    A conda kernel runs through a wrapper (conda activation), so the
+    nublado-legacy profile's ``{kernel.wrapper}`` resolves; compat used to
+    derive kernel files without the activation and refused it.
+    """
+    (tmp_path / "environment.yml").write_text(
+        "channels: [conda-forge]\ndependencies: [python=3.11, ipykernel]\n")
+    (tmp_path / "payload.yaml").write_text(
+        "name: conda-legacy\ninstall:\n  - conda: {environment: environment.yml}\n"
+        "kernel: {name: cl, display_name: CL}\ncompat: [nublado-legacy]\n")
+    plan = plan_of(tmp_path)
+    links = {link.path: link.target for link in plan.compat.links}
+    assert plan.kernel.wrapper_path == "/usr/local/share/jupyterlab/kernels/cl/launch"
+    assert links[f"{LEGACY}/lsstlaunch.bash"] == plan.kernel.wrapper_path
+    assert links[f"{LEGACY}/lsst_kernel.json"] == \
+        "/usr/local/share/jupyter/kernels/cl/kernel.json"

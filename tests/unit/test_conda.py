@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pathlib
-import platform
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -226,99 +222,3 @@ def test_fetch_packages_sha_mismatch(tmp_path: pathlib.Path) -> None:
 def test_solve_needs_channels() -> None:
     with pytest.raises(conda.CondaError, match="no channels"):
         conda.solve(conda.CondaEnvironment(dependencies=["python"]))
-
-
-# ---------------------------------------------------------------------------
-# against the real local channel (tests/fixtures/conda_channel.py)
-
-
-@pytest.fixture(scope="session")
-def local_channel(tmp_path_factory: pytest.TempPathFactory) -> str:
-    if sys.platform != "linux" or platform.machine() != "x86_64":
-        pytest.skip("the fixture channel is linux-64 only")
-    pytest.importorskip("conda_package_handling")
-    pytest.importorskip("packaging")
-    from tests.fixtures.conda_channel import DEFAULT_SOURCE_PYTHON, build_local_channel
-
-    if not pathlib.Path(
-        os.environ.get("NUBLADO_FIXTURE_PYTHON", DEFAULT_SOURCE_PYTHON)
-    ).is_dir():
-        pytest.skip("no source CPython 3.11 for the fixture channel")
-    cached = os.environ.get("NUBLADO_CONDA_CHANNEL_CACHE")
-    dest = (
-        pathlib.Path(cached) if cached else tmp_path_factory.mktemp("conda") / "channel"
-    )
-    return build_local_channel(dest).as_uri()
-
-
-@pytest.mark.integration
-def test_solve_lock_fetch_install(local_channel: str, tmp_path: pathlib.Path) -> None:
-    env = conda.load_environment(
-        write(
-            tmp_path / "environment.yml",
-            f"""\
-        name: demo
-        channels: [{local_channel}]
-        dependencies: [python=3.11, ipykernel, six]
-        """,
-        )
-    )
-    records = conda.solve(env)
-    names = {r.name.normalized: r for r in records}
-    assert str(names["python"].version) == "3.11.7"
-    assert {"ipykernel", "six", "pyzmq", "tornado", "jupyter-client"} <= set(names)
-    assert names["pyzmq"].subdir == "linux-64"
-    assert names["six"].subdir == "noarch"
-
-    conda.write_lock(records, env, tmp_path / "conda-lock.yml")
-    locked = conda.read_lock(tmp_path / "conda-lock.yml")
-    assert [(r.file_name, r.sha256) for r in locked] == [
-        (r.file_name, r.sha256) for r in records
-    ]
-
-    pkgs = tmp_path / "pkgs"
-    conda.fetch_packages(locked, pkgs)
-    prefix = tmp_path / "env"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(CONDA_INSTALL),
-            "--packages",
-            str(pkgs),
-            "--prefix",
-            str(prefix),
-            "--no-compile",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    out = subprocess.run(
-        [
-            str(prefix / "bin" / "python"),
-            "-c",
-            "import sys, ssl, sqlite3, ipykernel, six, zmq;"
-            " print(sys.prefix, sys.version_info[:2])",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert out.split() == [str(prefix), "(3,", "11)"]
-    assert not (prefix / "CACHEDIR.TAG").exists()
-    assert not list(prefix.rglob("*rattler*"))
-
-
-@pytest.mark.integration
-def test_solve_unsatisfiable(local_channel: str) -> None:
-    env = conda.CondaEnvironment(channels=[local_channel], dependencies=["python=3.12"])
-    with pytest.raises(conda.CondaError, match="cannot solve"):
-        conda.solve(env)
-
-
-@pytest.mark.integration
-def test_solve_respects_glibc(local_channel: str) -> None:
-    env = conda.CondaEnvironment(channels=[local_channel], dependencies=["python"])
-    with pytest.raises(conda.CondaError):
-        conda.solve(env, virtual=[("__glibc", "2.5", "0"), ("__unix", "0", "0")])

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 from nubladobuild.errors import PayloadInvalid
-from nubladobuild.images import plan_payload
 from nubladobuild.loader import load_payload
-from nubladobuild.plan import build_plan
-from nubladobuild.render import context_files, render_dockerfile
+from tests.unit.helpers import dockerfile_of, files_of, plan_of
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = ("conda-demo", "script-demo", "fragment-demo", "transplant-demo")
@@ -40,7 +39,7 @@ ENV_OK = "dependencies: [python=3.11, ipykernel]\n"
     ("  - script: {path: install.sh}\n", {"install.sh": ""},
      "install[0].script.prefix: required field is missing"),
     ("  - script: {path: install.sh, prefix: /usr/local/share/jupyterlab/x, "
-     "python: /x/bin/python}\n", {"install.sh": ""}, "inside the JupyterLab tree"),
+     "python: /x/bin/python}\n", {"install.sh": ""}, "is the JupyterLab tree"),
     ("  - script: {path: install.sh, prefix: /opt/x, env: {1BAD: x}, "
      "python: /x/bin/python}\n", {"install.sh": ""}, "install[0].script.env"),
     ("  - script: {path: install.sh, prefix: /opt/x}\n", {"install.sh": ""},
@@ -83,23 +82,23 @@ def test_pip_only_in_environment_pip_section_satisfies_kernel(tmp_path: Path) ->
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_examples_render_deterministically(name: str, tmp_path: Path) -> None:
-    first = context_files(plan_payload(REPO / "payloads" / name))
+    first = files_of(plan_of(REPO / "payloads" / name))
     copy = tmp_path / name
     shutil.copytree(REPO / "payloads" / name, copy)
-    second = context_files(plan_payload(copy))
+    second = files_of(plan_of(copy))
     assert first == second
     assert "# syntax" not in first["Dockerfile"][0].decode()
 
 
 def dockerfile(directory: Path) -> str:
-    return render_dockerfile(build_plan(load_payload(directory)))
+    return dockerfile_of(plan_of(directory))
 
 
 def test_conda_render(tmp_path: Path) -> None:
     shutil.copytree(REPO / "payloads" / "conda-demo", tmp_path / "p")
-    plan = plan_payload(tmp_path / "p")
-    text = render_dockerfile(plan)
-    stage, final = text.split("\nFROM ${BASE_IMAGE}\n")
+    plan = plan_of(tmp_path / "p")
+    text = dockerfile_of(plan)
+    stage, final = text.split("\nFROM ${BASE_IMAGE} AS nublado-payload\n")
     assert "FROM ${BASE_IMAGE} AS conda-0" in stage
     assert "py-rattler==0.28.0" in stage
     assert "--mount=type=secret,id=ca" in stage
@@ -108,11 +107,14 @@ def test_conda_render(tmp_path: Path) -> None:
     assert 'COPY --from=conda-0 ["/opt/conda/envs/demo", "/opt/conda/envs/demo"]' \
         in final
     assert "rattler" not in final.replace("conda-0", "")
-    # The kernel activates the env like `conda activate` would.
+    # The kernel activates the env like `conda activate` would: variables
+    # and PATH in the kernelspec, activate.d scripts in the wrapper.
     assert plan.kernel.wrapper is not None
-    assert "export CONDA_PREFIX=/opt/conda/envs/demo" in plan.kernel.wrapper
-    assert 'export PATH=/opt/conda/envs/demo/bin:"$PATH"' in plan.kernel.wrapper
-    files = context_files(plan)
+    assert "/opt/conda/envs/demo/etc/conda/activate.d/*.sh" in plan.kernel.wrapper
+    env = json.loads(plan.kernel.kernel_json)["env"]
+    assert env == {"CONDA_PREFIX": "/opt/conda/envs/demo", "CONDA_DEFAULT_ENV": "demo",
+                   "PATH": "/opt/conda/envs/demo/bin:${HOME}/.local/bin:${PATH}"}
+    files = files_of(plan)
     assert "steps/00-conda/pkgs/README" in files
     assert "steps/00-conda/environment.yml" in files
 
@@ -127,14 +129,14 @@ def test_script_render_quotes_env_and_ships_payload_files(tmp_path: Path) -> Non
          ".hidden": "h"},
         kernel="kernel: {name: k, display_name: K}\ntests: tests\n")
     (directory / "bin/install.sh").chmod(0o755)
-    plan = build_plan(load_payload(directory))
-    text = render_dockerfile(plan)
+    plan = plan_of(directory)
+    text = dockerfile_of(plan)
     assert "run-install-script \\\n    /tmp/nb-payload bin/install.sh /opt/s \\\n" \
         "    'A=$HOME' \\\n    'B=x'\"'\"'; rm -rf / #'\n" in text
     assert "target=/tmp/nb-payload,rw" in text
-    files = context_files(plan)
-    assert files["steps/00-script/payload/bin/install.sh"][1] == 0o755
-    assert files["steps/00-script/payload/data/d.txt"][1] == 0o644
+    files = files_of(plan)
+    assert files["payload/bin/install.sh"][1] == 0o755
+    assert files["payload/data/d.txt"][1] == 0o644
     assert not any("payload.yaml" in f or "tests/" in f or ".hidden" in f
                    for f in files if f.startswith("steps/"))
 
@@ -150,7 +152,10 @@ def test_dockerfile_render_resets_user_and_workdir(tmp_path: Path) -> None:
     fragment = text.split("# install[1]: dockerfile\n")[1].split("# install[2]")[0]
     assert 'COPY ["steps/01-dockerfile/src/a.txt", "./"]' in fragment
     assert fragment.rstrip().endswith("USER root\nWORKDIR /tmp")
-    assert fragment.index("WORKDIR /opt/w") < fragment.index("RUN ls")
+    # RUN lines get the read-only mounts of the lab tree before their command.
+    run = fragment[fragment.index("RUN "):fragment.index("    ls\n") + 7]
+    assert "from=nublado-base,source=/usr/local/share/jupyterlab/venv" in run
+    assert fragment.index("WORKDIR /opt/w") < fragment.index("    ls\n")
 
 
 def test_transplant_render(tmp_path: Path) -> None:

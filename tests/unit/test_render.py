@@ -7,9 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from nubladobuild.loader import load_payload
-from nubladobuild.plan import build_plan
-from nubladobuild.render import context_files, render
+from tests.unit.helpers import files_of, plan_of, render_to
 
 REPO = Path(__file__).resolve().parents[2]
 SCIPY = REPO / "payloads" / "scipy-lab"
@@ -21,27 +19,31 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 
 def test_render_is_deterministic(tmp_path: Path) -> None:
-    one = render(build_plan(load_payload(SCIPY)), tmp_path / "one")
-    two = render(build_plan(load_payload(SCIPY)), tmp_path / "two")
+    one = render_to(plan_of(SCIPY), tmp_path / "one")
+    two = render_to(plan_of(SCIPY), tmp_path / "two")
     assert tree_digest(one) == tree_digest(two)
     assert (one / "kernel/launch").stat().st_mode & 0o111
 
 
 def test_dockerfile_shape() -> None:
-    files = context_files(build_plan(load_payload(SCIPY), "example/base:1"))
+    files = files_of(plan_of(SCIPY, "example/base:1"))
     dockerfile = files["Dockerfile"][0].decode()
     assert "# syntax" not in dockerfile
     assert "ARG BASE_IMAGE=example/base:1" in dockerfile
     assert "--mount=type=secret,id=ca" in dockerfile
-    assert dockerfile.index("install-pip") < dockerfile.index("verify-isolation")
-    assert dockerfile.rstrip().endswith("USER ${LAB_USER}")
+    assert dockerfile.index("install-pip") < dockerfile.index("AS nublado-guard")
+    # The user, entrypoint and command are literal values, last.
+    assert dockerfile.rstrip().endswith('ENTRYPOINT ["tini", "--"]\n'
+                                        'CMD ["/usr/local/share/jupyterlab/runlab"]\n'
+                                        "USER 1000:100")
+    assert "LAB_USER" not in dockerfile
     # Requirements lacking ipykernel get it added for the kernel.
     reqs = files["steps/00-pip/requirements.txt"][0].decode().split()
     assert "ipykernel" in reqs and "numpy" in reqs
 
 
 def test_kernel_spec_uses_wrapper_when_setup_or_env() -> None:
-    plan = build_plan(load_payload(SCIPY))
+    plan = plan_of(SCIPY)
     spec = json.loads(plan.kernel.kernel_json)
     assert spec["argv"] == ["/usr/local/share/jupyterlab/kernels/scipy/launch",
                             "{connection_file}"]
@@ -59,16 +61,16 @@ def test_kernel_spec_direct_without_setup(tmp_path: Path) -> None:
     (tmp_path / "payload.yaml").write_text(
         "name: plain\ninstall:\n  - pip: {requirements: requirements.txt, "
         "prefix: /opt/plain}\nkernel: {name: plain, display_name: Plain}\n")
-    plan = build_plan(load_payload(tmp_path))
+    plan = plan_of(tmp_path)
     assert plan.kernel.wrapper is None
     assert json.loads(plan.kernel.kernel_json)["argv"] == [
         "/opt/plain/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    reqs = context_files(plan)["steps/00-pip/requirements.txt"][0].decode()
+    reqs = files_of(plan)["steps/00-pip/requirements.txt"][0].decode()
     assert reqs.count("ipykernel") == 1
 
 
 def test_shell_setup_default_puts_payload_first() -> None:
-    setup = build_plan(load_payload(SCIPY)).shell_setup
+    setup = plan_of(SCIPY).shell_setup
     assert 'export PATH=/opt/payload/venv/bin:"$PATH"' in setup
     assert "export VIRTUAL_ENV=/opt/payload/venv" in setup
     assert setup.rstrip().endswith("export NUBLADO_PAYLOAD=scipy-lab")
@@ -82,7 +84,7 @@ def test_wrapper_env_values_stay_literal(tmp_path: Path) -> None:
         "name: odd\ninstall:\n  - pip: {requirements: requirements.txt}\n"
         "kernel:\n  name: odd\n  display_name: 'It''s \"odd\" $HOME `id`'\n"
         "  env: {TRICKY: '$(touch /tmp/pwned) `id` \"q\" ''s'}\n")
-    plan = build_plan(load_payload(tmp_path))
+    plan = plan_of(tmp_path)
     assert plan.kernel.wrapper is not None
     script = plan.kernel.wrapper.replace(
         'exec /opt/payload/venv/bin/python -m ipykernel_launcher -f "$1"',

@@ -38,8 +38,8 @@ def problems(tmp: Path, text: str, files: dict[str, str] | None = None) -> list[
 def test_good_payload_loads_with_defaults(tmp_path: Path) -> None:
     loaded = load_payload(write(tmp_path, GOOD))
     model = loaded.model
-    assert model.install[0].kind == "pip"
-    assert model.install[0].spec.prefix == "/opt/payload/venv"  # type: ignore[union-attr]
+    assert model.steps()[0].kind == "pip"
+    assert model.steps()[0].spec.prefix == "/opt/payload/venv"
     assert model.kernel_python == "/opt/payload/venv/bin/python"
     assert not model.kernel.needs_wrapper
 
@@ -128,3 +128,32 @@ def test_kernel_python_must_be_derivable(tmp_path: Path) -> None:
     text = GOOD.replace("pip: {requirements: requirements.txt}",
                         "dockerfile: {path: requirements.txt}")
     assert "kernel.python cannot be derived" in "\n".join(problems(tmp_path, text))
+
+
+@pytest.mark.parametrize("prefix", ["/usr/bin", "/usr/lib", "/usr/local/bin", "/bin",
+                                    "/etc", "/var", "/usr/bin/x", "/usr/lib/x",
+                                    "/tmp/x", "/proc/x", "/run/x", "/etc/x",
+                                    "/usr/local/lib/python3.13/x",
+                                    "/usr/local/etc/jupyter/x", "/etc/jupyter/x"])
+def test_prefix_in_system_or_protected_tree_refused(tmp_path: Path,
+                                                    prefix: str) -> None:
+    """Regression (issue 9): /usr/bin and /usr/lib had slipped into a comment."""
+    (tmp_path / "r.txt").write_text("six\n")
+    (tmp_path / "payload.yaml").write_text(
+        f"name: p\ninstall:\n  - pip: {{requirements: r.txt, prefix: '{prefix}'}}\n"
+        "kernel: {name: k, display_name: K}\n")
+    with pytest.raises(PayloadInvalid) as info:
+        load_payload(tmp_path)
+    problem = info.value.problems[0]
+    assert problem.location == "install[0].pip.prefix"
+    assert "cannot be a payload prefix" in problem.message
+
+
+@pytest.mark.parametrize("prefix", ["/opt/x", "/srv/env", "/usr/local/payload",
+                                    "/var/lib/x", "/home/x/env"])
+def test_dedicated_prefixes_accepted(tmp_path: Path, prefix: str) -> None:
+    (tmp_path / "r.txt").write_text("six\n")
+    (tmp_path / "payload.yaml").write_text(
+        f"name: p\ninstall:\n  - pip: {{requirements: r.txt, prefix: '{prefix}'}}\n"
+        "kernel: {name: k, display_name: K}\n")
+    assert load_payload(tmp_path).model.kernel_python == f"{prefix}/bin/python"

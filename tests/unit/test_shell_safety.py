@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from nubladobuild.errors import PayloadInvalid
 from nubladobuild.kernels import kernel_files
+from nubladobuild.kinds import Environment
 from nubladobuild.loader import load_payload
-from nubladobuild.plan import build_plan
-from nubladobuild.render import context_files
 from nubladobuild.schema import Kernel, Payload
+from tests.unit.helpers import files_of, plan_of
 
 #: Values that do something if a shell ever evaluates them.
 NASTY = [
@@ -32,12 +33,14 @@ NASTY = [
     "${HOME}",
     "a;touch PWNED-semicolon",
     "back\\slash",
-    "line one\nline two",
     "tab\there",
     "ünï €",
     "' ; touch PWNED-quote ; '",
     "*",
 ]
+#: Refused in every value that reaches a Dockerfile or a shell line.
+CONTROL = ["line one\nline two", "cr\rhere", "nul\x00", "esc\x1b[31m", "del\x7f",
+           "c1\x85", "lone \ud800 surrogate"]
 
 
 def fake_python(sandbox: Path) -> Path:
@@ -74,7 +77,7 @@ def test_wrapper_exports_env_values_literally(tmp_path: Path) -> None:
     python = fake_python(tmp_path)
     env = {f"NASTY_{i}": value for i, value in enumerate(NASTY)}
     kernel = Kernel(name="k", display_name="K", env=env)
-    files = kernel_files(kernel, str(python))
+    files = kernel_files(kernel, Environment(str(tmp_path), str(python)))
     assert files.wrapper is not None
     conn = "/tmp/conn $(touch PWNED-arg) `x`.json"
     out = run_wrapper(files.wrapper, tmp_path, conn)
@@ -95,7 +98,7 @@ def test_wrapper_runs_setup_lines_verbatim_and_execs(tmp_path: Path) -> None:
         "unset NOT_SET_ANYWAY",
     ]
     kernel = Kernel(name="k", display_name="K", setup=setup, env={"A": "1"})
-    files = kernel_files(kernel, str(python))
+    files = kernel_files(kernel, Environment(str(tmp_path), str(python)))
     assert files.wrapper is not None
     for line in setup:
         assert f"\n{line}\n" in files.wrapper
@@ -109,10 +112,11 @@ def test_wrapper_runs_setup_lines_verbatim_and_execs(tmp_path: Path) -> None:
     assert_nothing_ran(tmp_path)
 
 
-@pytest.mark.parametrize("display_name", [v for v in NASTY if "\n" not in v])
+@pytest.mark.parametrize("display_name", NASTY)
 def test_kernel_json_keeps_display_name_literally(display_name: str) -> None:
     kernel = Kernel(name="k", display_name=display_name)
-    spec = json.loads(kernel_files(kernel, "/opt/payload/venv/bin/python").kernel_json)
+    env = Environment("/opt/payload/venv", "/opt/payload/venv/bin/python", "venv")
+    spec = json.loads(kernel_files(kernel, env).kernel_json)
     assert spec["display_name"] == display_name
     assert spec["argv"][-1] == "{connection_file}"
 
@@ -161,8 +165,8 @@ def make_payload(root: Path, shell_setup: list[str] | None = None) -> Path:
 
 
 def rendered(payload: Path) -> dict[str, str]:
-    plan = build_plan(load_payload(payload))
-    return {k: v.decode() for k, (v, _) in context_files(plan).items()}
+    plan = plan_of(payload)
+    return {k: v.decode() for k, (v, _) in files_of(plan).items()}
 
 
 def test_dockerfile_keeps_nasty_values_inside_their_instruction(tmp_path: Path
@@ -175,7 +179,7 @@ def test_dockerfile_keeps_nasty_values_inside_their_instruction(tmp_path: Path
         assert "PWNED" not in line or not line.lstrip().startswith("RUN touch")
     label = next(ln for ln in dockerfile.splitlines()
                  if "org.opencontainers.image.description" in ln)
-    assert "\\n" in label and "\\$(touch" in label
+    assert "\\n" not in label and "\\$(touch" in label  # folded to one line
     spec = json.loads(files["kernel/kernel.json"])
     assert spec["display_name"] == 'Nasty "$(id)" `id` \'x\''
 
@@ -214,3 +218,45 @@ def test_default_shell_setup_quotes_paths(tmp_path: Path) -> None:
                           env={"PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "/opt/payload/venv|nasty|/opt/payload/venv/bin"
+
+
+@pytest.mark.parametrize("value", CONTROL)
+@pytest.mark.parametrize("where", ["kernel.env", "kernel.setup", "kernel.display_name",
+                                   "shell.setup", "script.env", "description"])
+def test_control_characters_refused_everywhere(tmp_path: Path, where: str,
+                                               value: str) -> None:
+    """No control character reaches a Dockerfile or a shell line (exit 2)."""
+    (tmp_path / "requirements.txt").write_text("six\n")
+    (tmp_path / "install.sh").write_text("true\n")
+    data: dict[str, object] = {
+        "name": "ctl", "install": [{"pip": {"requirements": "requirements.txt"}}],
+        "kernel": {"name": "k", "display_name": "K"}}
+    kernel = data["kernel"]
+    assert isinstance(kernel, dict)
+    if where == "kernel.env":
+        kernel["env"] = {"X": value}
+    elif where == "kernel.setup":
+        kernel["setup"] = [value]
+    elif where == "kernel.display_name":
+        kernel["display_name"] = value
+    elif where == "shell.setup":
+        data["shell"] = {"setup": [value]}
+    elif where == "script.env":
+        data["install"] = [{"pip": {"requirements": "requirements.txt"}},
+                           {"script": {"path": "install.sh", "prefix": "/opt/x",
+                                       "env": {"X": value}}}]
+    else:
+        data["description"] = value
+    if where == "description" and value in ("line one\nline two", "cr\rhere"):
+        # Multi-line YAML text folds to one line in the description label.
+        (tmp_path / "payload.yaml").write_text(json.dumps(data))
+        assert "\n" not in load_payload(tmp_path).model.description
+        return
+    text = json.dumps(data, ensure_ascii=True)
+    (tmp_path / "payload.yaml").write_text(text)
+    with pytest.raises(PayloadInvalid) as info:
+        load_payload(tmp_path)
+    rendered_problems = " ".join(p.render() for p in info.value.problems)
+    assert ("control character" in rendered_problems
+            or "surrogate" in rendered_problems
+            or "unicode string" in rendered_problems), rendered_problems

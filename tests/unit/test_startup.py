@@ -708,11 +708,22 @@ def test_kernelspecs_payload_bin_from_nublado_metadata(kernels: Path) -> None:
         {"argv": ["/usr/local/share/jupyterlab/kernels/wrapped/launch",
                   "{connection_file}"],
          "display_name": "Wrapped", "language": "python",
-         "env": {"PATH": "/opt/extra:${PATH}"},
          "metadata": {"nublado": {"python": "/opt/payload/venv/bin/python"}}}))
     spec = manager(kernels).get_kernel_spec("wrapped")
-    assert spec.env["PATH"] == "/home/u/.local/bin:/opt/payload/venv/bin:" \
-        "/opt/extra:${PATH}"
+    assert spec.env["PATH"] == "/home/u/.local/bin:/opt/payload/venv/bin:${PATH}"
+
+
+def test_kernelspecs_keep_a_path_the_spec_sets(kernels: Path) -> None:
+    """nublado-build writes each kernel's PATH; the manager adds nothing."""
+    d = kernels / "data" / "kernels" / "wrapped"
+    d.mkdir()
+    path = "/opt/payload/venv/bin:${HOME}/.local/bin:${PATH}"
+    (d / "kernel.json").write_text(json.dumps(
+        {"argv": ["/usr/local/share/jupyterlab/kernels/wrapped/launch",
+                  "{connection_file}"],
+         "display_name": "Wrapped", "language": "python", "env": {"PATH": path},
+         "metadata": {"nublado": {"python": "/opt/payload/venv/bin/python"}}}))
+    assert manager(kernels).get_kernel_spec("wrapped").env["PATH"] == path
 
 
 @pytest.mark.parametrize("metadata", [{}, {"nublado": "x"}, {"nublado": {"python": 3}},

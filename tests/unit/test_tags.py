@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from nubladobuild.errors import InputError
+from nubladobuild.errors import InputError, TagError
 from nubladobuild.loader import load_payload
 from nubladobuild.tags import (
-    TagError,
     check_build_tags,
     check_reference,
     parse_tag,
@@ -128,7 +127,7 @@ def test_build_tags_follow_declared_policy(tmp_path: Path) -> None:
 def test_build_tags_free_without_policy(tmp_path: Path) -> None:
     loaded = load_payload(_payload(tmp_path, ""))
     assert check_build_tags(loaded.model, loaded.yaml_path, ["x:test"]) == []
-    with pytest.raises(InputError, match="not a valid Docker tag"):
+    with pytest.raises(InputError, match="not a valid image reference"):
         check_build_tags(loaded.model, loaded.yaml_path, ["x:.bad"])
 
 

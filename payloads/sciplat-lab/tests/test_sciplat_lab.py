@@ -7,7 +7,7 @@ Fixtures (``host``, ``container``, ``ro_container``, ``image_info``,
 import json
 
 from nubladobuild.contract.labclient import execute_in_lab
-from nubladobuild.contract.plugin import ARBITRARY_UID, Container, wait_for_api
+from nubladobuild.contract.plugin import ARBITRARY_UID, finish_lab, start_lab
 
 STACK = "/opt/lsst/software/stack"
 PYTHON = f"{STACK}/conda/envs/lsst-scipipe/bin/python"
@@ -57,22 +57,21 @@ def test_user_setups_honoured_by_the_kernel(ro_container, kernel_runner):
 def test_user_setups_through_the_legacy_lab(image_info, lab_token):
     """The old controller's start, a real home with .user_setups, a kernel
     started by the lab itself (POST /api/kernels + websocket)."""
-    box = Container(
-        image_info.image, publish=True, read_only=True,
-        user=f"{ARBITRARY_UID}:{ARBITRARY_UID}",
-        env={"JUPYTER_TOKEN": lab_token, "JUPYTERLAB_CONFIG_DIR": LEGACY,
+    lab = start_lab(
+        image_info, lab_token, "arbitrary-uid-read-only",
+        env={"JUPYTERLAB_CONFIG_DIR": LEGACY,
              "JUPYTERLAB_START_COMMAND": f"{LEGACY}/runlab.sh",
              "RUNNING_INSIDE_JUPYTERLAB": "TRUE"},
         command=[f"{LEGACY}/runlab.sh"])
     try:
-        box.exec("bash", "-c", "mkdir -p ~/notebooks && cat > "
-                 "~/notebooks/.user_setups", input_text=USER_SETUPS, check=True)
-        base, _ = wait_for_api(box)
-        result = execute_in_lab(base, lab_token, "lsst", (
+        lab.box.exec("bash", "-c", "mkdir -p ~/notebooks && cat > "
+                     "~/notebooks/.user_setups", input_text=USER_SETUPS, check=True)
+        result = execute_in_lab(lab.base, lab_token, "lsst", (
             "import os, lsst.daf.butler; print(os.environ['MY_USER_SETUP'], "
             "os.environ['SETUP_LSST_DISTRIB'].split()[0])"))
     finally:
-        box.close()
+        # Removes the container; fails when the server logged an error.
+        finish_lab(lab)
     assert result["status"] == "ok", result
     assert result["stdout"].strip() == "from .user_setups lsst_distrib"
 

@@ -184,7 +184,7 @@ class NubladoKernelSpecManager(KernelSpecManager):
         return os.path.dirname(os.path.normpath(python))
 
     def _with_environment(self, spec: KernelSpec) -> KernelSpec:
-        """Add the kept variables and the kernel's PATH to the spec's env.
+        """Add the kept variables and, unless the spec sets one, a PATH.
 
         PATH starts with ``~/.local/bin`` then the payload Python's ``bin``
         (as in repo2docker images), so ``!pip``, ``!python`` and tools a
@@ -195,6 +195,11 @@ class NubladoKernelSpecManager(KernelSpecManager):
         for name, value in kept_environment().items():
             # jupyter_client substitutes ${NAME} in spec env values: keep ours literal.
             env.setdefault(name, value.replace("$", "$$"))
+        if "PATH" in env:
+            # The spec sets its PATH itself (nublado-build writes the payload's
+            # bin and ~/.local/bin there): one place decides it.
+            spec.env = env
+            return spec
         first = []
         home = os.environ.get("HOME", "")
         if home and home != "/":

@@ -1,0 +1,194 @@
+"""The isolation guard: did a payload change what the JupyterLab server runs?
+
+Runs in a build stage of its own, made from the base image, with the
+base's own interpreter in isolated mode (``python3 -I``): no payload
+binary, ``PATH``, ``BASH_ENV`` or ``PYTHON*`` variable takes part. It
+compares the protected trees of the base (its own root file system) with
+the payload image's, mounted read-only at ``--payload-root``: type,
+content (sha256), mode, owner, group and link target of every entry, and
+entries added or removed. Only the paths nublado-build itself generates
+for the payload (``--allow``) may differ. Exit 0 and a report when
+nothing else did; exit 3 and the list of changes otherwise.
+
+Standard library only; Python 3.11 or later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import stat
+import sys
+import sysconfig
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+LAB_ROOT = "/usr/local/share/jupyterlab"
+#: Trees and files the payload may not change, besides the interpreter's.
+PROTECTED = (
+    LAB_ROOT,
+    "/usr/local/etc/jupyter",
+    "/etc/jupyter",
+    "/usr/local/share/jupyter",
+    "/usr/share/jupyter",
+    "/etc/profile.d/zz-nublado-payload.sh",
+    "/etc/bash.bashrc",
+    "/usr/local/bin/jupyterhub-singleuser",
+    "/usr/bin/tini",
+)
+Entry = tuple[str, ...]
+
+
+def interpreter_paths() -> list[str]:
+    """Return the base interpreter's files: binary, stdlib, libpython."""
+    paths = {os.path.realpath(sys.executable)}
+    for key in ("stdlib", "platstdlib"):
+        paths.add(os.path.realpath(sysconfig.get_paths()[key]))
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    for name in (sysconfig.get_config_var("INSTSONAME"),
+                 sysconfig.get_config_var("LDLIBRARY")):
+        if name and libdir and os.path.exists(os.path.join(libdir, name)):
+            paths.add(os.path.realpath(os.path.join(libdir, name)))
+    return sorted(paths)
+
+
+def _walk(root: Path, top: str) -> Iterator[tuple[str, os.stat_result]]:
+    """Yield (image path, lstat) for ``top`` and everything below it."""
+    start = root / top.lstrip("/") if str(root) != "/" else Path(top)
+    try:
+        info = start.lstat()
+    except FileNotFoundError:
+        return
+    yield top, info
+    if not stat.S_ISDIR(info.st_mode):
+        return
+    for dirpath, dirnames, filenames in os.walk(start, followlinks=False):
+        rel = os.path.relpath(dirpath, start)
+        base = top if rel == "." else f"{top}/{rel}"
+        for name in sorted(dirnames + filenames):
+            path = os.path.join(dirpath, name)
+            yield f"{base}/{name}", os.lstat(path)
+
+
+def _digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def snapshot(root: Path, tops: list[str]) -> dict[str, Entry]:
+    """Return path -> (type, mode, uid, gid, content or link target)."""
+    entries: dict[str, Entry] = {}
+    files: list[tuple[str, str]] = []
+    for top in tops:
+        for path, info in _walk(root, top):
+            mode = info.st_mode
+            kind = ("dir" if stat.S_ISDIR(mode) else "link" if stat.S_ISLNK(mode)
+                    else "file" if stat.S_ISREG(mode) else "special")
+            real = str(root / path.lstrip("/")) if str(root) != "/" else path
+            extra = os.readlink(real) if kind == "link" else ""
+            entries[path] = (kind, oct(stat.S_IMODE(mode)), str(info.st_uid),
+                             str(info.st_gid), extra)
+            if kind == "file":
+                files.append((path, real))
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        for (path, _), digest in zip(files, pool.map(lambda f: _digest(f[1]), files),
+                                     strict=True):
+            entries[path] = entries[path][:4] + (digest,)
+    return entries
+
+
+def ancestors_problems(payload_root: Path, tops: list[str]) -> list[str]:
+    """Return protected paths whose parent directories became links in the payload.
+
+    A symbolic link in place of ``/usr/local/share`` (say) would send the
+    comparison elsewhere; every ancestor must stay a real directory.
+    """
+    problems = []
+    for top in tops:
+        parts = Path(top).parts[1:-1]
+        for depth in range(1, len(parts) + 1):
+            ancestor = "/" + "/".join(parts[:depth])
+            try:
+                mode = (payload_root / ancestor.lstrip("/")).lstat().st_mode
+            except FileNotFoundError:
+                break
+            if not stat.S_ISDIR(mode):
+                problems.append(f"{ancestor}: replaced by a non-directory (it holds "
+                                f"{top})")
+    return problems
+
+
+def allowed(path: str, allow: list[str], old: Entry | None,
+            new: Entry | None) -> bool:
+    """Return whether nublado-build generated this change.
+
+    An allowed path (or anything below one ending in ``/``) may differ in
+    any way; a directory leading to an allowed path may only be new.
+    """
+    for item in allow:
+        if path == item.rstrip("/"):
+            return True
+        if item.endswith("/") and path.startswith(item):
+            return True
+        if item.startswith(path + "/") and old is None and new is not None \
+                and new[0] == "dir":
+            return True
+    return False
+
+
+def compare(base_root: Path, payload_root: Path, tops: list[str],
+            allow: list[str]) -> tuple[int, list[str]]:
+    """Return how many base entries were compared and every change found."""
+    base = snapshot(base_root, tops)
+    payload = snapshot(payload_root, tops)
+    changes = ancestors_problems(payload_root, tops)
+    for path in sorted(set(base) | set(payload)):
+        old, new = base.get(path), payload.get(path)
+        if old == new or allowed(path, allow, old, new):
+            continue
+        if old is None:
+            changes.append(f"{path}: added ({new[0] if new else '?'})")
+        elif new is None:
+            changes.append(f"{path}: removed")
+        else:
+            what = [name for name, a, b in zip(
+                ("type", "mode", "owner", "group", "content"), old, new, strict=True)
+                if a != b]
+            changes.append(f"{path}: {', '.join(what)} changed "
+                           f"({' '.join(old[:4])} -> {' '.join(new[:4])})")
+    return len(base), changes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Compare the protected trees; return the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--payload-root", type=Path, required=True)
+    parser.add_argument("--allow", type=Path, required=True)
+    parser.add_argument("--report", type=Path, required=True)
+    args = parser.parse_args(argv)
+    allow = [line.strip() for line in args.allow.read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    tops = sorted(set(PROTECTED) | set(interpreter_paths()))
+    count, changes = compare(Path("/"), args.payload_root, tops, allow)
+    if changes:
+        print(f"Changed paths (first 20 of {len(changes)}):", file=sys.stderr)
+        for line in changes[:20]:
+            print(f"  {line}", file=sys.stderr)
+        print("nublado-build: isolation guard: a payload step changed the "
+              f"JupyterLab server's files ({len(changes)} paths, listed above). "
+              "Payload steps must install into their own prefix, never into "
+              f"{LAB_ROOT}, the server configuration, Jupyter's data "
+              "directories or the base interpreter.", file=sys.stderr)
+        return 3
+    args.report.write_text(
+        f"isolation guard: {count} protected entries under {len(tops)} trees "
+        f"unchanged; {len(allow)} generated paths allowed\n")
+    print(f"nublado-build: isolation guard: JupyterLab environment unchanged "
+          f"({count} entries compared).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

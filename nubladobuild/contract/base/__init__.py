@@ -1,0 +1,1 @@
+"""The base suite: what nublado-jupyterlab-base guarantees (every image)."""

@@ -1,0 +1,1 @@
+"""The compat suite: images with compat links (io.nublado.compat)."""

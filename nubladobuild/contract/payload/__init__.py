@@ -1,0 +1,1 @@
+"""The payload suite: what every payload image adds to the base."""

@@ -1,0 +1,121 @@
+"""Payload contract: what every nublado-build payload image adds to the base.
+
+Runs after the base contract on images with ``io.nublado.payload.*`` labels.
+Kernel checks are parametrized over the image's actual kernels and wrapper
+scripts (see ``pytest_generate_tests`` in plugin.py): an image without
+wrappers reports the wrapper check as skipped, by name.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from typing import Any
+
+import pytest
+
+from nubladobuild.contract.plugin import (
+    ARBITRARY_UID,
+    LAB_ROOT,
+    Container,
+    ImageInfo,
+    run_kernel,
+)
+
+SENTINEL = {"RUNNING_INSIDE_JUPYTERLAB": "TRUE"}
+
+
+def test_image_is_a_payload_image(image_info: ImageInfo) -> None:
+    """The payload labels name the payload, its kernels and Python."""
+    assert image_info.payload, "image lacks the io.nublado.payload.name label"
+    assert image_info.kernels, "image lacks the io.nublado.payload.kernels label"
+    assert image_info.python.startswith("/")
+
+
+def test_payload_manifest(host: Any, image_info: ImageInfo) -> None:
+    """The payload's manifest lists what it installed."""
+    payload = host.file(f"{LAB_ROOT}/versions-installed/"
+                        f"payload-{image_info.payload}.txt")
+    assert payload.is_file and payload.content_string.strip()
+
+
+def test_kernelspec_valid_and_executable(host: Any, kernel_name: str) -> None:
+    """Each labelled kernel has a valid kernel.json with an executable argv[0]."""
+    assert kernel_name, "the image names no kernel (io.nublado.payload.kernels)"
+    spec_file = host.file(f"/usr/local/share/jupyter/kernels/{kernel_name}/"
+                          "kernel.json")
+    assert spec_file.is_file, f"{spec_file.path} missing"
+    spec = json.loads(spec_file.content_string)
+    argv0 = spec["argv"][0]
+    assert "{connection_file}" in spec["argv"], spec["argv"]
+    assert spec["display_name"].strip()
+    assert host.file(argv0).exists, f"{argv0} does not exist"
+    assert host.run(f"test -x {argv0}").rc == 0, f"{argv0} not executable"
+
+
+def test_kernel_wrappers_exec_the_kernel(host: Any,
+                                         kernel_wrapper: tuple[str, str]) -> None:
+    """A wrapper ends with ``exec``, so signals reach the kernel."""
+    name, path = kernel_wrapper
+    text = host.file(path).content_string
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    assert lines[0].startswith("#!"), f"{name}: {path} is not a script"
+    assert lines[-1].startswith("exec "), f"{name}: {path} does not end with exec"
+
+
+def test_default_kernel_runs_payload_python(container: Container,
+                                            image_info: ImageInfo) -> None:
+    """The default kernel runs the payload's Python."""
+    result = run_kernel(container, image_info.kernel,
+                        "import sys; print(sys.executable)")
+    assert result["status"] == "ok", result
+    assert result["stdout"].strip() == image_info.python
+
+
+def test_kernel_as_arbitrary_uid_read_only(ro_container: Container,
+                                          image_info: ImageInfo) -> None:
+    """The kernel starts as an arbitrary UID on a read-only root."""
+    result = run_kernel(ro_container, image_info.kernel,
+                        "import os, sys; print(os.getuid(), sys.executable)")
+    assert result["status"] == "ok", result
+    assert result["stdout"].split() == [ARBITRARY_UID, image_info.python]
+
+
+def _login_shell(box: Container, env: dict[str, str] | None) -> dict[str, str]:
+    script = ('printf "%s\\n%s\\n" "${NUBLADO_PAYLOAD:-}" '
+              '"$(command -v python3 || true)"')
+    proc = box.exec("bash", "-lc", script, env=env, check=True)
+    payload, python = (proc.stdout.splitlines() + ["", ""])[:2]
+    return {"payload": payload, "python": python}
+
+
+def test_terminal_sentinel_runs_payload_setup(container: Container,
+                                              image_info: ImageInfo) -> None:
+    """A login shell with the sentinel runs the payload's setup."""
+    inside = _login_shell(container, SENTINEL)
+    assert inside["payload"] == image_info.payload
+
+
+def test_terminal_without_sentinel_stays_plain(container: Container) -> None:
+    """Without the sentinel a login shell stays plain."""
+    outside = _login_shell(container, None)
+    assert outside["payload"] == ""
+    assert not outside["python"].startswith(("/opt/", "/usr/local/share/jupyterlab"))
+
+
+def test_interactive_shell_hook(container: Container, image_info: ImageInfo) -> None:
+    """Non-login interactive shells (bash -i) get the setup through bash.bashrc."""
+    proc = container.exec("bash", "-ic", 'echo "${NUBLADO_PAYLOAD:-}"', env=SENTINEL)
+    assert proc.stdout.strip().splitlines()[-1:] == [image_info.payload]
+
+
+def test_terminal_payload_python_first(container: Container,
+                                       image_info: ImageInfo) -> None:
+    """With the default shell setup the payload's python3 comes first."""
+    shell_file = container.host.file(
+        f"{LAB_ROOT}/shell.d/50-{image_info.payload}.sh").content_string
+    if "export PATH=" not in shell_file:
+        pytest.skip("payload has its own shell setup (no default PATH line)")
+    inside = _login_shell(container, SENTINEL)
+    assert inside["python"] == posixpath.join(posixpath.dirname(image_info.python),
+                                              "python3")
