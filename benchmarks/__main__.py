@@ -427,6 +427,9 @@ def main() -> int:
     parser.add_argument("--python-image",
                         default="nublado-build/python:3.13-slim-trixie",
                         help="the python image the base was built on")
+    parser.add_argument("--hub-reps", type=int, default=3,
+                        help="spawns per mode through a real JupyterHub "
+                        "(benchmarks/hub.py); 0 skips them")
     parser.add_argument("--output", type=Path,
                         default=HERE / "results" / "latest.json")
     args = parser.parse_args()
@@ -455,6 +458,10 @@ def main() -> int:
                                             *results["sharing"]["images"][1:]])
             results["kernel"] = bench_kernel(args.kernel_reps)
             results["lab"] = bench_lab_ready(3)
+            if args.hub_reps:
+                from benchmarks.hub import bench_hub
+
+                results["hub"] = bench_hub(NB_TAG, args.hub_reps)
     finally:
         for image in [BASELINE_TAG, NB_TAG, UV_TAG, ADD_TAG, BASE,
                       *(f"{PREFIX}/{n}:latest" for n in EXTRA_PAYLOADS)]:
@@ -464,6 +471,10 @@ def main() -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(table(results))
+    if "hub" in results:
+        from benchmarks.hub import table as hub_table
+
+        print("\n" + hub_table(results["hub"]))
     print(f"\n{len(results['goals'])} goals, "
           f"{sum(results['goals'].values())} met; total "
           f"{results['total_seconds'] / 60:.1f} min; JSON: {args.output}")

@@ -27,6 +27,12 @@ def _request(base: str, path: str, token: str, method: str = "GET",
     return json.loads(raw) if raw else None
 
 
+def _auth_header(token: str) -> list[str]:
+    # A JupyterHub single-user server takes ?token= on a websocket only from
+    # browsers (Sec-Fetch-Mode); the header works for every server.
+    return [f"Authorization: token {token}"]
+
+
 def execute_in_lab(base: str, token: str, kernel_name: str, code: str,
                    timeout: float = 180) -> dict[str, Any]:
     """Start ``kernel_name`` in the lab at ``base``, run ``code``, shut it down.
@@ -59,7 +65,8 @@ def execute_in_lab(base: str, token: str, kernel_name: str, code: str,
     url = (base.replace("http://", "ws://", 1)
            + f"/api/kernels/{kernel['id']}/channels?session_id={session}"
            + f"&token={token}")
-    ws = websocket.create_connection(url, timeout=timeout, suppress_origin=True)
+    ws = websocket.create_connection(url, timeout=timeout, suppress_origin=True,
+                                     header=_auth_header(token))
     msg_id = uuid.uuid4().hex
     try:
         ws.send(json.dumps({
@@ -118,7 +125,8 @@ def run_in_lab_terminal(base: str, token: str, command: str,
     terminal = _request(base, "/api/terminals", token, "POST", {})
     url = (base.replace("http://", "ws://", 1)
            + f"/terminals/websocket/{terminal['name']}?token={token}")
-    ws = websocket.create_connection(url, timeout=timeout, suppress_origin=True)
+    ws = websocket.create_connection(url, timeout=timeout, suppress_origin=True,
+                                     header=_auth_header(token))
     try:
         # Split the marker so that the echoed keystrokes never match.
         ws.send(json.dumps(["stdin", f"echo NB''TERM:{command}\r"]))
