@@ -32,7 +32,10 @@ def test_render_and_build_write_identical_contexts(
     built = tmp_path / "built"
     build_payload(SCIPY, f"scipy-lab:{TEST_TAG}", "--context-dir", str(built))
     assert tree(rendered) == tree(built / "scipy-lab")
-    assert len(tree(rendered)) == 7
+    assert sorted(tree(rendered)) == [
+        ".dockerignore", ".nublado-build-context", "Dockerfile", "guard/allowed.txt",
+        "guard/guard.py", "kernel/kernel.json", "kernel/launch", "shell/setup.sh",
+        "steps/00-pip/requirements.txt"]
 
 
 def test_build_runs_each_stage_once(base_image: str, tmp_path: Path) -> None:
