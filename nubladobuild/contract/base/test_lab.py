@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import urllib.error
 
-import pytest
-
 from nubladobuild.contract.labclient import execute_in_lab, run_in_lab_terminal
 from nubladobuild.contract.plugin import (
     ARBITRARY_UID,
@@ -69,18 +67,19 @@ def test_lab_terminal_has_sentinel(lab: Lab, lab_token: str) -> None:
         assert uid == ARBITRARY_UID
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known base bug: asked for 'python3', the lab starts the lab venv's own "
-    "Python (jupyter_client falls back to ipykernel's built-in spec whatever "
-    "ensure_native_kernel says); strict, so the fix turns this into a failure "
-    "that asks for the mark to go"))
-def test_lab_never_starts_its_own_python(lab: Lab, lab_token: str) -> None:
-    """Asked for by the name ``python3``, no kernel runs the lab's own Python."""
+def test_lab_never_starts_its_own_python(lab: Lab, lab_token: str,
+                                        image_info: ImageInfo) -> None:
+    """Asked for by the name ``python3``, no kernel runs the lab's own Python.
+
+    A payload image answers with its default kernel; the base refuses.
+    """
     try:
         result = execute_in_lab(lab.base, lab_token, "python3",
                                 "import sys; print(sys.executable)")
     except urllib.error.HTTPError as exc:
+        assert not image_info.is_payload_image, f"python3 refused: {exc}"
         assert exc.code in (400, 404), exc  # refused: no such kernel
         return
+    assert image_info.is_payload_image, f"the base started a python3 kernel: {result}"
     assert result["status"] == "ok", result
-    assert not result["stdout"].strip().startswith(f"{LAB_ROOT}/venv/"), result
+    assert result["stdout"].strip() == image_info.python, result
