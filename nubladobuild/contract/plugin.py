@@ -49,9 +49,17 @@ _TIMED_OUT = 124
 _PROBE = Path(__file__).with_name("probe_kernel.py")
 #: Lab server log lines that fail the test which started the server.
 _LOG_ERROR = re.compile(r"^\[E |\bERROR\b")
-#: Error lines that are tolerated, each with the reason why (pattern, reason).
-#: Empty: every lab start in the contract logs no error at all.
+#: Error lines tolerated in every test, each with the reason why (pattern,
+#: reason). Empty: a lab the contract starts logs no error at all. A test
+#: that provokes an error on purpose allows exactly its lines with the
+#: ``allow_server_errors(*patterns, reason=...)`` marker.
 ALLOWED_LOG_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = ()
+#: What jupyter_server logs when asked to start a kernel that does not exist
+#: (its stock answer is 500 "Unhandled error", with the request's headers).
+NO_SUCH_KERNEL_LOG = (r"\] No such kernel named python3$",
+                      r"Uncaught exception POST /api/kernels",
+                      r"ServerApp\] \{$",
+                      r"\] 500 POST /api/kernels ")
 #: The lab modes every lab check runs in: how the controller starts labs.
 LAB_MODES = ("default-user", "arbitrary-uid-read-only")
 
@@ -491,17 +499,26 @@ def lab_get(base: str, path: str, token: str) -> Any:
         return json.loads(resp.read())
 
 
-def server_log_errors(log: str) -> list[str]:
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the contract's marker."""
+    config.addinivalue_line(
+        "markers", "allow_server_errors(*patterns, reason): server log error "
+        "lines (regular expressions) this test provokes on purpose, and why")
+
+
+def server_log_errors(log: str, allowed: tuple[str, ...] = ()) -> list[str]:
     """Return the lines of a lab server log that report errors.
 
     A line counts when it starts with ``[E `` (Jupyter's error level) or
-    holds the word ``ERROR``; lines matching :data:`ALLOWED_LOG_ERRORS` do
-    not.
+    holds the word ``ERROR``; lines matching :data:`ALLOWED_LOG_ERRORS` or
+    one of ``allowed`` do not.
 
     Parameters
     ----------
     log
         The container's output.
+    allowed
+        More patterns (regular expressions) to tolerate.
 
     Returns
     -------
@@ -509,9 +526,11 @@ def server_log_errors(log: str) -> list[str]:
         The offending lines, in order.
 
     """
+    patterns = [pattern for pattern, _ in ALLOWED_LOG_ERRORS]
+    patterns += [re.compile(pattern) for pattern in allowed]
     return [line for line in log.splitlines()
             if _LOG_ERROR.search(line)
-            and not any(pattern.search(line) for pattern, _ in ALLOWED_LOG_ERRORS)]
+            and not any(pattern.search(line) for pattern in patterns)]
 
 
 @dataclass
@@ -568,13 +587,15 @@ def start_lab(image_info: ImageInfo, token: str, mode: str, *,
     return Lab(box=box, base=base, mode=mode, seconds=time.monotonic() - start)
 
 
-def finish_lab(lab: Lab) -> None:
+def finish_lab(lab: Lab, allowed: tuple[str, ...] = ()) -> None:
     """Remove the lab's container; fail when its server logged an error.
 
     Parameters
     ----------
     lab
         A lab from :func:`start_lab`.
+    allowed
+        Error lines (regular expressions) the test provoked on purpose.
 
     Raises
     ------
@@ -584,7 +605,7 @@ def finish_lab(lab: Lab) -> None:
     """
     log = lab.box.logs()
     lab.box.close()
-    errors = server_log_errors(log)
+    errors = server_log_errors(log, allowed)
     if errors:
         shown = "\n".join(errors[:20])
         raise AssertionError(f"the lab server ({lab.mode}) logged {len(errors)} error "
@@ -596,14 +617,19 @@ def lab(request: pytest.FixtureRequest, image_info: ImageInfo,
         lab_token: str) -> Iterator[Lab]:
     """Start the lab with the image's own command, in each mode, for one test.
 
-    The server log is checked when the test ends: an error line fails it.
+    The server log is checked when the test ends: an error line fails it,
+    unless the test's ``allow_server_errors`` marker names it.
     """
+    allowed: tuple[str, ...] = ()
+    for marker in request.node.iter_markers("allow_server_errors"):
+        assert marker.kwargs.get("reason"), "allow_server_errors needs a reason"
+        allowed += tuple(marker.args)
     server = start_lab(image_info, lab_token, request.param)
     os.environ.setdefault("NUBLADO_LAB_READY_SECONDS", f"{server.seconds:.2f}")
     try:
         yield server
     finally:
-        finish_lab(server)
+        finish_lab(server, allowed)
 
 
 _SERVER_PROBE = r"""

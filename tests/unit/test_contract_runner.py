@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nubladobuild.contract.plugin import server_log_errors, timed
+from nubladobuild.contract.plugin import NO_SUCH_KERNEL_LOG, server_log_errors, timed
 from nubladobuild.contract.runner import Selection, Summary, _Collector, select_suites
 from nubladobuild.resources import contract_dir
 
@@ -58,6 +58,18 @@ def test_server_log_errors() -> None:
         "[E 2026-11-24 18:35:45.187 ServerApp] Uncaught exception GET /api",
         "ERROR: something else broke"]
     assert server_log_errors("[I 1] all fine\n") == []
+
+
+def test_a_test_may_allow_the_errors_it_provokes() -> None:
+    log = textwrap.dedent("""\
+        [E 2026-11-24 19:52:48.830 ServerApp] No such kernel named python3
+        [E 2026-11-24 19:52:48.835 ServerApp] Uncaught exception POST /api/kernels (1)
+        [E 2026-11-24 19:52:48.840 ServerApp] {
+        [E 2026-11-24 19:52:48.841 ServerApp] 500 POST /api/kernels (a@b) 18.79ms
+        [E 2026-11-24 19:52:48.842 ServerApp] 500 GET /api/contents (a@b) 1.00ms
+        """)
+    assert server_log_errors(log, NO_SUCH_KERNEL_LOG) == [
+        "[E 2026-11-24 19:52:48.842 ServerApp] 500 GET /api/contents (a@b) 1.00ms"]
 
 
 def test_timed_bounds_a_command_inside_the_container() -> None:
