@@ -28,7 +28,11 @@ MAX_LENGTH = 255
 
 
 class BadReference(ValueError):
-    """A string is not a valid image reference."""
+    """A string is not a valid image reference.
+
+    A ``ValueError`` so that pydantic validators report it; every CLI path
+    turns it into an :class:`~nubladobuild.errors.InputError` (exit 2).
+    """
 
 
 @dataclass(frozen=True)

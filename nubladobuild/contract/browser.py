@@ -22,6 +22,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from nubladobuild.errors import TestFailed
+
 #: Executables tried in order (``NUBLADO_CHROMIUM`` first when set).
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 #: Flags that work in containers and CI: no sandbox (root), no GPU, no
@@ -32,8 +34,8 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio")
 
 
-class BrowserError(RuntimeError):
-    """Chromium could not be started or driven."""
+class BrowserError(TestFailed):
+    """Chromium could not be started or driven (a failed check, exit 1)."""
 
 
 def find_chromium() -> str | None:
