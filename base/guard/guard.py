@@ -77,10 +77,18 @@ def _digest(path: str) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def snapshot(root: Path, tops: list[str]) -> dict[str, Entry]:
-    """Return path -> (type, mode, uid, gid, content or link target)."""
+def snapshot(root: Path, tops: list[str]) -> tuple[dict[str, Entry],
+                                                 dict[str, tuple[int, int, int]]]:
+    """Return path -> (type, mode, uid, gid, link target) and file stats.
+
+    The stats (size, mtime and ctime in ns) let :func:`compare` hash only
+    the files whose stats differ between the two trees: a process can set
+    a file's mtime but not its ctime, which every write, ``chmod`` or
+    overlay copy-up sets to the current time; an unchanged file of the
+    base is the same inode of the same lower layer in both trees.
+    """
     entries: dict[str, Entry] = {}
-    files: list[tuple[str, str]] = []
+    stats: dict[str, tuple[int, int, int]] = {}
     for top in tops:
         for path, info in _walk(root, top):
             mode = info.st_mode
@@ -91,12 +99,15 @@ def snapshot(root: Path, tops: list[str]) -> dict[str, Entry]:
             entries[path] = (kind, oct(stat.S_IMODE(mode)), str(info.st_uid),
                              str(info.st_gid), extra)
             if kind == "file":
-                files.append((path, real))
+                stats[path] = (info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    return entries, stats
+
+
+def _hash_all(root: Path, paths: list[str]) -> dict[str, str]:
+    """Return path -> sha256 of the files under ``root``, hashed in parallel."""
+    reals = [str(root / p.lstrip("/")) if str(root) != "/" else p for p in paths]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        for (path, _), digest in zip(files, pool.map(lambda f: _digest(f[1]), files),
-                                     strict=True):
-            entries[path] = entries[path][:4] + (digest,)
-    return entries
+        return dict(zip(paths, pool.map(_digest, reals), strict=True))
 
 
 def ancestors_problems(payload_root: Path, tops: list[str]) -> list[str]:
@@ -141,8 +152,17 @@ def allowed(path: str, allow: list[str], old: Entry | None,
 def compare(base_root: Path, payload_root: Path, tops: list[str],
             allow: list[str]) -> tuple[int, list[str]]:
     """Return how many base entries were compared and every change found."""
-    base = snapshot(base_root, tops)
-    payload = snapshot(payload_root, tops)
+    base, base_stats = snapshot(base_root, tops)
+    payload, payload_stats = snapshot(payload_root, tops)
+    # Content: hash the files present in both whose stats differ; files
+    # with identical size, mtime and ctime are the base's own.
+    suspects = sorted(p for p in set(base_stats) & set(payload_stats)
+                      if base_stats[p] != payload_stats[p])
+    old_sums, new_sums = _hash_all(base_root, suspects), \
+        _hash_all(payload_root, suspects)
+    for path in suspects:
+        base[path] = base[path][:4] + (old_sums[path],)
+        payload[path] = payload[path][:4] + (new_sums[path],)
     changes = ancestors_problems(payload_root, tops)
     for path in sorted(set(base) | set(payload)):
         old, new = base.get(path), payload.get(path)

@@ -122,3 +122,44 @@ def test_a_new_parent_of_an_allowed_path_must_be_new(trees: tuple[Path, Path]
     found = changes(base, payload)
     assert any(line.startswith("/usr/local/share/jupyter/kernels: mode")
                for line in found), found
+
+
+def linked_copy(base: Path, payload: Path) -> None:
+    """Make ``payload`` share every file's inode with ``base`` (like a lower layer)."""
+    for path in sorted(base.rglob("*")):
+        target = payload / path.relative_to(base)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copystat(path, target)
+        else:
+            os.link(path, target)
+
+
+def test_unchanged_files_are_not_hashed(tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    base, payload = tmp_path / "base", tmp_path / "payload"
+    write(base, f"{LAB}/venv/lib/site-packages/jupyterlab/__init__.py", "lab")
+    write(base, f"{LAB}/runlab", "#!/bin/sh", 0o755)
+    linked_copy(base, payload)
+    hashed: list[str] = []
+    real = guard._digest
+    monkeypatch.setattr(guard, "_digest", lambda p: hashed.append(p) or real(p))
+    assert guard.compare(base, payload, TOPS, ALLOW) == (7, [])
+    assert hashed == []
+
+
+def test_same_size_and_mtime_but_new_content_is_caught(tmp_path: Path) -> None:
+    """A payload that rewrites a file and puts its mtime back: ctime differs."""
+    base, payload = tmp_path / "base", tmp_path / "payload"
+    original = write(base, f"{LAB}/runlab", "#!/bin/sh\nexec lab\n", 0o755)
+    linked_copy(base, payload)
+    target = payload / LAB.lstrip("/") / "runlab"
+    target.unlink()
+    target.write_text("#!/bin/sh\nexec sh!\n")  # same size
+    target.chmod(0o755)
+    info = original.stat()
+    os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+    count, found = guard.compare(base, payload, TOPS, ALLOW)
+    assert found == [f"{LAB}/runlab: content changed (file 0o755 "
+                     f"{info.st_uid} {info.st_gid} -> file 0o755 {info.st_uid} "
+                     f"{info.st_gid})"]
