@@ -143,7 +143,12 @@ def test_unchanged_files_are_not_hashed(tmp_path: Path,
     linked_copy(base, payload)
     hashed: list[str] = []
     real = guard._digest
-    monkeypatch.setattr(guard, "_digest", lambda p: hashed.append(p) or real(p))
+
+    def counting(path: str) -> str:
+        hashed.append(path)
+        return str(real(path))
+
+    monkeypatch.setattr(guard, "_digest", counting)
     assert guard.compare(base, payload, TOPS, ALLOW) == (7, [])
     assert hashed == []
 
