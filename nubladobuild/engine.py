@@ -182,9 +182,20 @@ def read_image_files(image: str, directory: str, names: Iterable[str]
                 return {}
     finally:
         container.remove(force=True)
+    return files_in_archive(bytes(data), directory, wanted)
+
+
+def files_in_archive(data: bytes, directory: str, names: Iterable[str]
+                     ) -> dict[str, bytes]:
+    """Return the regular files ``names`` directly in ``directory`` of a tar.
+
+    ``data`` is the tar stream the engine sends for ``directory`` (its
+    members are named ``<last part of directory>/<file>``).
+    """
+    wanted = set(names)
     found: dict[str, bytes] = {}
     top = directory.rstrip("/").rsplit("/", 1)[-1]
-    with tarfile.open(fileobj=io.BytesIO(bytes(data))) as archive:
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         for member in archive:
             head, _, name = member.name.partition("/")
             if head == top and name in wanted and member.isfile():

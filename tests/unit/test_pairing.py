@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from nubladobuild import pairing
+from nubladobuild.engine import files_in_archive
 from nubladobuild.errors import EXIT_FAILED, BuildFailed, PayloadInvalid
 from nubladobuild.loader import load_payload
 from nubladobuild.pairing import (
@@ -272,3 +275,23 @@ def test_lab_pairing_bad_value(tmp_path: Path) -> None:
     (problem,) = [p.render() for p in info.value.problems]
     assert problem.startswith(f"{tmp_path}/payload.yaml:5: lab.pairing: "), problem
     assert "'fail' or 'warn'" in problem, problem
+
+
+def test_files_in_archive_takes_regular_files_of_the_directory() -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        def add(name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE,
+                link: str = "") -> None:
+            info = tarfile.TarInfo(name)
+            info.type, info.size, info.linkname = kind, len(data), link
+            archive.addfile(info, io.BytesIO(data))
+        add("versions-installed", kind=tarfile.DIRTYPE)
+        add("versions-installed/jupyterlab.txt", b"jupyterlab==4.4.0\n")
+        add("versions-installed/payload-demo.txt", kind=tarfile.SYMTYPE,
+            link="/etc/shadow")
+        add("versions-installed/sub/jupyterlab.txt", b"nested\n")
+        add("other/payload-demo.txt", b"elsewhere\n")
+    assert files_in_archive(buffer.getvalue(),
+                            "/usr/local/share/jupyterlab/versions-installed/",
+                            ["jupyterlab.txt", "payload-demo.txt"]) == {
+        "jupyterlab.txt": b"jupyterlab==4.4.0\n"}

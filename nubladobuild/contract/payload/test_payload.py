@@ -21,7 +21,12 @@ from nubladobuild.contract.plugin import (
     ImageInfo,
     run_kernel,
 )
-from nubladobuild.pairing import PAIRING_LABEL, check_image, report
+from nubladobuild.pairing import (
+    PAIRING_LABEL,
+    ManifestMissing,
+    check_image,
+    report,
+)
 
 SENTINEL = {"RUNNING_INSIDE_JUPYTERLAB": "TRUE"}
 
@@ -47,7 +52,10 @@ def test_lab_frontends_pair_with_payload(image_info: ImageInfo) -> None:
     old payload rebuilt on a new base is told when it drifted. An image
     built with ``lab.pairing: warn`` reports its mismatches as xfail.
     """
-    mismatches = check_image(image_info.image, image_info.payload)
+    try:
+        mismatches = check_image(image_info.image, image_info.payload)
+    except ManifestMissing as exc:
+        pytest.fail(exc.message, pytrace=False)
     if not mismatches:
         return
     message = report(mismatches, image_info.payload)
