@@ -129,7 +129,8 @@ def _failure_message(what: str, lines: Sequence[str], log: Path,
 def run_build(*, what: str, context: Path, dockerfile: Path,
               build_args: dict[str, str], tags: Sequence[str],
               secrets: BuildSecrets, sink: LineSink | None = None,
-              no_cache: bool = False) -> BuildResult:
+              no_cache: bool = False,
+              check: Callable[[str], None] | None = None) -> BuildResult:
     """Build with BuildKit, then tag the image; tag nothing on failure.
 
     Parameters
@@ -148,12 +149,15 @@ def run_build(*, what: str, context: Path, dockerfile: Path,
         Receives each output line for progress display; None is quiet.
     no_cache
         Build every step again.
+    check
+        Called with the built image's ID before anything is tagged; a
+        :class:`BuildFailed` it raises leaves the image untagged.
 
     Raises
     ------
     BuildFailed
         With the failing step and its last lines, when the build fails or is
-        interrupted.
+        interrupted, or what ``check`` raised.
     """
     pairs = check_tags(tags)
     client = find_build_client()
@@ -201,6 +205,8 @@ def run_build(*, what: str, context: Path, dockerfile: Path,
             raise BuildFailed(_failure_message(f"Build of {what}", list(tail), log,
                                                returncode))
         image_id = iidfile.read_text().strip()
+    if check is not None:
+        check(image_id)
     for repository, tag in pairs:
         tag_image(image_id, repository, tag)
     return BuildResult(image_id=image_id, tags=tuple(tags), seconds=seconds, log=log)

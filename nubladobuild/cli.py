@@ -22,6 +22,7 @@ from nubladobuild.fields import control_characters
 from nubladobuild.images import (
     PYTHON_IMAGE_CHOICES,
     BaseOptions,
+    PayloadBuild,
     build_base,
     build_payload,
     plan_payload,
@@ -287,12 +288,27 @@ def build(payload_dir: Path, base_image: str, tags: tuple[str, ...],
                               sink=out.sink, workdir=context_dir or Path(tmp),
                               no_cache=no_cache, conda_channels=conda_channels)
     result = built.result
+    _pairing_warnings(built)
     out.result({"image_id": result.image_id, "tags": list(result.tags),
                 "payload": built.plan.name, "base": base_image,
                 "kernel": built.plan.kernel.name, "python": built.plan.python,
-                "seconds": round(result.seconds, 1), "log": str(result.log)},
+                "seconds": round(result.seconds, 1), "log": str(result.log),
+                "pairing": _pairing_json(built)},
                f"built {', '.join(result.tags)} ({result.image_id[:19]}) in "
                f"{result.seconds:.0f} s")
+
+
+def _pairing_warnings(built: PayloadBuild) -> None:
+    """Print the pairing mismatches a ``lab.pairing: warn`` build let through."""
+    for message in built.pairing.warnings:
+        click.echo(f"nublado-build: warning: payload {built.plan.name}: {message}",
+                   err=True)
+
+
+def _pairing_json(built: PayloadBuild) -> dict[str, Any]:
+    """Return the pairing check's result for ``--json``."""
+    return {"mode": built.pairing.mode, "warnings": built.pairing.warnings,
+            "seconds": round(built.pairing.seconds, 2)}
 
 
 @cli.command("lock")
@@ -393,9 +409,11 @@ def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
             failed.append(str(plan.loaded.directory))
             click.echo(f"nublado-build: {mask_secrets(exc.message)}", err=True)
             continue
+        _pairing_warnings(result)
         built.append({"payload": result.plan.name,
                       "tags": list(result.result.tags),
-                      "seconds": round(result.result.seconds, 1)})
+                      "seconds": round(result.result.seconds, 1),
+                      "pairing": _pairing_json(result)})
     out.result({"base": {"tags": list(base_result.tags),
                          "seconds": round(base_result.seconds, 1)},
                 "payloads": built, "failed": failed},

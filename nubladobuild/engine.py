@@ -8,10 +8,13 @@ functions here.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import subprocess
+import tarfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -135,6 +138,71 @@ def inspect_image(reference: str) -> ImageInfo | None:
                      labels=dict(config.get("Labels") or {}),
                      entrypoint=config.get("Entrypoint"), cmd=config.get("Cmd"),
                      workdir=str(config.get("WorkingDir") or ""))
+
+
+#: At most this many bytes are read from an image by :func:`read_image_files`.
+MAX_READ_BYTES = 32 * 1024 * 1024
+
+
+def read_image_files(image: str, directory: str, names: Iterable[str]
+                     ) -> dict[str, bytes]:
+    """Return the regular files ``names`` of ``directory`` in an image.
+
+    The image is not run: a container is created (never started), the
+    directory is copied out of it as a tar stream and the container is
+    removed. Files that are missing, not regular or larger than
+    :data:`MAX_READ_BYTES` are left out of the result.
+
+    Parameters
+    ----------
+    image
+        An image ID or reference on the engine.
+    directory
+        An absolute directory in the image.
+    names
+        File names in that directory.
+
+    Returns
+    -------
+    dict
+        File name -> content, for the files found.
+    """
+    wanted = set(names)
+    container = engine().containers.create(image, command=["true"],
+                                           network_disabled=True)
+    try:
+        try:
+            stream, _ = container.get_archive(directory)
+        except docker.errors.NotFound:
+            return {}
+        data = bytearray()
+        for chunk in stream:
+            data += chunk
+            if len(data) > MAX_READ_BYTES:
+                return {}
+    finally:
+        container.remove(force=True)
+    return files_in_archive(bytes(data), directory, wanted)
+
+
+def files_in_archive(data: bytes, directory: str, names: Iterable[str]
+                     ) -> dict[str, bytes]:
+    """Return the regular files ``names`` directly in ``directory`` of a tar.
+
+    ``data`` is the tar stream the engine sends for ``directory`` (its
+    members are named ``<last part of directory>/<file>``).
+    """
+    wanted = set(names)
+    found: dict[str, bytes] = {}
+    top = directory.rstrip("/").rsplit("/", 1)[-1]
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        for member in archive:
+            head, _, name = member.name.partition("/")
+            if head == top and name in wanted and member.isfile():
+                extracted = archive.extractfile(member)
+                if extracted is not None:
+                    found[name] = extracted.read()
+    return found
 
 
 def pull_image(reference: str) -> bool:

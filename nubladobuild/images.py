@@ -16,6 +16,7 @@ from nubladobuild.builder import BuildResult, LineSink, run_build
 from nubladobuild.engine import inspect_image, pull_image
 from nubladobuild.errors import InputError
 from nubladobuild.loader import LoadedPayload
+from nubladobuild.pairing import Pairing, verify_build
 from nubladobuild.plan import Plan, build_plan
 from nubladobuild.refs import BadReference, parse_reference
 from nubladobuild.render import render
@@ -112,11 +113,12 @@ def build_base(*, python_image: str, tags: list[str], secrets: BuildSecrets,
 
 @dataclass(frozen=True)
 class PayloadBuild:
-    """A built payload image, its plan and what resolve found."""
+    """A built payload image, its plan, what resolve found, the pairing check."""
 
     plan: Plan
     resolved: Resolved
     result: BuildResult
+    pairing: Pairing
 
 
 def prepare_context(plan: Plan, out: Path, *, conda_channels: Sequence[str] = (),
@@ -165,9 +167,18 @@ def build_payload(*, plan: Plan, tags: list[str], secrets: BuildSecrets,
         if sink is not None:
             sink(f"install[{fetched.index}].conda: {fetched.packages} packages "
                  f"fetched ({fetched.source})")
+    checked: list[Pairing] = []
+
+    def check(image_id: str) -> None:
+        # Before tagging: a payload whose kernel packages lack their lab
+        # frontends is a failed build (unless lab.pairing says warn).
+        checked.append(verify_build(image_id, name,
+                                    plan.loaded.model.lab.pairing))
+
     result = run_build(
         what=f"payload {name}", context=context,
         dockerfile=context / "Dockerfile", build_args={"BASE_IMAGE": base_image},
         tags=tags or [f"{name}:latest"], secrets=secrets,
-        sink=sink, no_cache=no_cache)
-    return PayloadBuild(plan=plan, resolved=resolved, result=result)
+        sink=sink, no_cache=no_cache, check=check)
+    return PayloadBuild(plan=plan, resolved=resolved, result=result,
+                        pairing=checked[0])

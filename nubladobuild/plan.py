@@ -22,6 +22,7 @@ from nubladobuild.fields import LAB_ROOT
 from nubladobuild.kernels import KernelFiles, kernel_files
 from nubladobuild.kinds import KINDS, Environment, StepPlan
 from nubladobuild.loader import LoadedPayload
+from nubladobuild.pairing import PAIRING_LABEL
 from nubladobuild.refs import BadReference, parse_reference
 from nubladobuild.shell import shell_path, shell_setup
 
@@ -168,6 +169,7 @@ def build_plan(loaded: LoadedPayload, base_image: str = DEFAULT_BASE_IMAGE) -> P
         ("io.nublado.payload.name", payload.name),
         ("io.nublado.payload.kernels", payload.kernel.name),
         ("io.nublado.payload.python", env.python),
+        (PAIRING_LABEL, payload.lab.pairing),
         ("io.nublado.build.version", __version__),
         ("org.opencontainers.image.title", payload.name),
         ("org.opencontainers.image.description", payload.description),

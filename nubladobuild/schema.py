@@ -43,8 +43,8 @@ from nubladobuild.kinds.transplant import TransplantStep
 
 __all__ = [
     "INSTALL_KINDS", "LAB_ROOT", "MAX_STEPS", "CompatLink", "CondaStep",
-    "DockerfileStep", "InstallStep", "Kernel", "Payload", "PipStep", "ScriptStep",
-    "Shell", "Tags", "TransplantStep",
+    "DockerfileStep", "InstallStep", "Kernel", "Lab", "Payload", "PipStep",
+    "ScriptStep", "Shell", "Tags", "TransplantStep",
 ]
 
 #: The install kinds, by name, in registry order.
@@ -138,6 +138,17 @@ class CompatLink(Strict):
     mode: Literal["link", "copy"] = "link"
 
 
+class Lab(Strict):
+    """What the payload asks of the lab side (the JupyterLab venv).
+
+    ``pairing``: what a kernel package without its frontend in the lab
+    does to the build (:mod:`nubladobuild.pairing`): ``fail`` (default) or
+    ``warn``.
+    """
+
+    pairing: Literal["fail", "warn"] = "fail"
+
+
 class Tags(Strict):
     """How image tags are formed and checked."""
 
@@ -166,6 +177,7 @@ class Payload(Strict):
     shell: Shell = Field(default_factory=Shell)
     compat: list[DnsLabel | CompatLink] = Field(default_factory=list, max_length=64)
     tags: Tags = Field(default_factory=Tags)
+    lab: Lab = Field(default_factory=Lab)
     tests: RelFile | None = None
 
     @model_validator(mode="after")

@@ -98,8 +98,9 @@ def build_payload(base_image: str) -> Callable[..., CliResult]:
 #: modes (as the image's user; arbitrary UID on a read-only root).
 BASE_PASSED = 20
 #: The payload suite on an image with one kernel, when nothing is skipped:
-#: 10 image checks, 3 lab checks in 2 modes, 1 browser check.
-PAYLOAD_CASES = 17
+#: 11 image checks (the pairing check among them), 3 lab checks in 2
+#: modes, 1 browser check.
+PAYLOAD_CASES = 18
 #: Skipped when no kernel has a wrapper script.
 NO_WRAPPER = "payload/test_payload.py::test_kernel_wrappers_exec_the_kernel[no-wrapper]"
 #: Skipped when the payload brings its own shell setup.

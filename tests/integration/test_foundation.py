@@ -36,7 +36,7 @@ def test_scipy_lab_meets_contract(scipy_image: str, tmp_path: Path,
     # Base + payload suites (no compat label: no compat suite) + the
     # payload's four tests; the kernel has a wrapper (setup lines).
     assert_contract(summary, kernel="scipy", payload_tests=4)
-    assert summary["passed"] == 20 + 17 + 4
+    assert summary["passed"] == 20 + 18 + 4
 
 
 def test_base_image_meets_base_contract(base_image: str, tmp_path: Path,

@@ -93,7 +93,7 @@ def test_spherex_lab_meets_contract(spherex_image: str, chromium: str,
     # legacy-paths check is skipped.
     assert_contract(summary, kernel="spherex", payload_tests=6,
                     skipped=(NOT_LEGACY,), compat=True)
-    assert summary["passed"] == 20 + 17 + 5 + 6
+    assert summary["passed"] == 20 + 18 + 5 + 6
     assert _labels(spherex_image)["io.nublado.compat"] == "explicit"
 
 

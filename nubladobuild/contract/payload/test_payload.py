@@ -21,6 +21,12 @@ from nubladobuild.contract.plugin import (
     ImageInfo,
     run_kernel,
 )
+from nubladobuild.pairing import (
+    PAIRING_LABEL,
+    ManifestMissing,
+    check_image,
+    report,
+)
 
 SENTINEL = {"RUNNING_INSIDE_JUPYTERLAB": "TRUE"}
 
@@ -37,6 +43,25 @@ def test_payload_manifest(host: Any, image_info: ImageInfo) -> None:
     payload = host.file(f"{LAB_ROOT}/versions-installed/"
                         f"payload-{image_info.payload}.txt")
     assert payload.is_file and payload.content_string.strip()
+
+
+def test_lab_frontends_pair_with_payload(image_info: ImageInfo) -> None:
+    """Every kernel package with a frontend finds it in the lab, in range.
+
+    The same check as at build time (``nubladobuild/pairing.py``), so an
+    old payload rebuilt on a new base is told when it drifted. An image
+    built with ``lab.pairing: warn`` reports its mismatches as xfail.
+    """
+    try:
+        mismatches = check_image(image_info.image, image_info.payload)
+    except ManifestMissing as exc:
+        pytest.fail(exc.message, pytrace=False)
+    if not mismatches:
+        return
+    message = report(mismatches, image_info.payload)
+    if image_info.labels.get(PAIRING_LABEL) == "warn":
+        pytest.xfail(f"lab.pairing: warn: {message}")
+    pytest.fail(message, pytrace=False)
 
 
 def test_kernelspec_valid_and_executable(host: Any, kernel_name: str) -> None:
