@@ -40,11 +40,12 @@ from nubladobuild.kinds.dockerfile import DockerfileStep
 from nubladobuild.kinds.pip import PipStep
 from nubladobuild.kinds.script import ScriptStep
 from nubladobuild.kinds.transplant import TransplantStep
+from nubladobuild.lab import Lab
 
 __all__ = [
     "INSTALL_KINDS", "LAB_ROOT", "MAX_STEPS", "CompatLink", "CondaStep",
-    "DockerfileStep", "InstallStep", "Kernel", "Payload", "PipStep", "ScriptStep",
-    "Shell", "Tags", "TransplantStep",
+    "DockerfileStep", "InstallStep", "Kernel", "Lab", "Payload", "PipStep",
+    "ScriptStep", "Shell", "Tags", "TransplantStep",
 ]
 
 #: The install kinds, by name, in registry order.
@@ -167,6 +168,7 @@ class Payload(Strict):
     compat: list[DnsLabel | CompatLink] = Field(default_factory=list, max_length=64)
     tags: Tags = Field(default_factory=Tags)
     tests: RelFile | None = None
+    lab: Lab = Field(default_factory=Lab)
 
     @model_validator(mode="after")
     def _kernel_python_known(self) -> Payload:
