@@ -601,6 +601,10 @@ def _stale(path: Path, lab: Lab, freeze: dict[str, str]) -> str:
         return f"not a lab lock file ({exc})"
     if lock.inputs != inputs_digest(lab.extensions):
         return "stale: made for other lab.extensions than payload.yaml lists"
+    for name, version in lock.in_base:
+        if freeze.get(name) != version:
+            return (f"stale: it pins {name} {version}, the base's lab venv has "
+                    f"{name} {freeze.get(name, '(not installed)')}")
     if lock.base != freeze_digest(freeze):
         return "stale: made on a base whose lab venv had other packages"
     return ""

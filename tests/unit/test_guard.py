@@ -143,7 +143,12 @@ def test_unchanged_files_are_not_hashed(tmp_path: Path,
     linked_copy(base, payload)
     hashed: list[str] = []
     real = guard._digest
-    monkeypatch.setattr(guard, "_digest", lambda p: hashed.append(p) or real(p))
+
+    def counting(path: str) -> str:
+        hashed.append(path)
+        return str(real(path))
+
+    monkeypatch.setattr(guard, "_digest", counting)
     assert guard.compare(base, payload, TOPS, ALLOW) == (7, [])
     assert hashed == []
 
@@ -164,3 +169,60 @@ def test_same_size_and_mtime_but_new_content_is_caught(tmp_path: Path) -> None:
     assert found == [f"{LAB}/runlab: content changed (file 0o755 "
                      f"{info.st_uid} {info.st_gid} -> file 0o755 {info.st_uid} "
                      f"{info.st_gid})"]
+
+
+LAB_ALLOW = [f"{LAB}/venv/", f"{LAB}/versions-installed/lab-extensions-demo.txt"]
+
+
+def test_lab_stage_may_only_add_below_the_lab_venv(trees: tuple[Path, Path]) -> None:
+    """The lab stage against the base: additions in the lab venv and its
+    record pass; a changed base file, even inside the lab venv, or an
+    addition elsewhere does not."""
+    base, lab = trees
+    write(lab, f"{LAB}/venv/lib/site-packages/spell/__init__.py", "spell")
+    write(lab, f"{LAB}/venv/share/jupyter/labextensions/spell/package.json", "{}")
+    write(lab, f"{LAB}/versions-installed/lab-extensions-demo.txt", "spell==1")
+    assert guard.compare(base, lab, TOPS, LAB_ALLOW, additions_only=True) == (18, [])
+    write(lab, f"{LAB}/venv/lib/site-packages/jupyterlab/__init__.py", "LAB")
+    write(lab, f"{LAB}/runlab.d/x", "x")
+    (lab / LAB.lstrip("/") / "versions-installed" / "jupyterlab.txt").unlink()
+    count, found = guard.compare(base, lab, TOPS, LAB_ALLOW, additions_only=True)
+    assert found == [
+        f"{LAB}/runlab.d: added (dir)", f"{LAB}/runlab.d/x: added (file)",
+        f"{LAB}/venv/lib/site-packages/jupyterlab/__init__.py: content changed "
+        "(file 0o644 0 0 -> file 0o644 0 0)".replace(" 0 0", f" {os.getuid()} "
+                                                     f"{os.getgid()}"),
+        f"{LAB}/versions-installed/jupyterlab.txt: removed"]
+
+
+def test_main_checks_the_lab_stage_then_the_payload_against_it(
+        trees: tuple[Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    base, lab = trees
+    write(lab, f"{LAB}/venv/lib/site-packages/spell/__init__.py", "spell")
+    payload = tmp_path / "payload2"
+    shutil.copytree(lab, payload, symlinks=True)
+    allow = write(tmp_path, "/allow.txt", "".join(f"{p}\n" for p in ALLOW))
+    lab_allow = write(tmp_path, "/lab-allow.txt", "".join(f"{p}\n" for p in LAB_ALLOW))
+    monkeypatch.setattr(guard, "interpreter_paths", lambda: [])
+    monkeypatch.setattr(guard, "PROTECTED", tuple(TOPS))
+    real_compare = guard.compare
+    calls: list[tuple[Path, Path]] = []
+
+    def rooted(old: Path, new: Path, *args: object, **kw: object) -> object:
+        calls.append((old, new))
+        return real_compare(base if old == Path("/") else old, new, *args, **kw)
+
+    monkeypatch.setattr(guard, "compare", rooted)
+    report = tmp_path / "report.txt"
+    argv = ["--payload-root", str(payload), "--allow", str(allow), "--lab-root",
+            str(lab), "--lab-allow", str(lab_allow), "--report", str(report)]
+    assert guard.main(argv) == 0
+    assert calls == [(Path("/"), lab), (lab, payload)]
+    assert report.read_text().endswith(
+        f"the lab stage only added below {LAB}/venv/, {LAB}/versions-installed/"
+        "lab-extensions-demo.txt (18 base entries compared)\n")
+    # The payload removes what the lab stage added: refused.
+    shutil.rmtree(payload / LAB.lstrip("/") / "venv/lib/site-packages/spell")
+    assert guard.main(argv) == 3
+    assert f"{LAB}/venv/lib/site-packages/spell: removed" in capsys.readouterr().err
