@@ -48,7 +48,6 @@ def render_dockerfile(plan: Plan, resolved: Resolved) -> str:
         labels=plan.labels,
         compat=plan.compat,
         lab=plan.lab,
-        reference="nublado-lab" if plan.lab is not None else "nublado-base",
     )
 
 

@@ -66,7 +66,9 @@ def test_lab_extensions_build_and_the_guard_allows_exactly_them(
     assert check.json["lab"] == {"lock": str(payload / LOCK_FILE), "written": False,
                                  "added": ["jupyterlab-spellchecker==0.9.0"]}
     tag = f"lab-ok:{TEST_TAG}"
-    result = run_cli("build", str(payload), "--base", base_image, "--tag", tag)
+    # --no-cache: the lab stage must run, and say what it did.
+    result = run_cli("build", str(payload), "--base", base_image, "--tag", tag,
+                     "--no-cache")
     assert "lab extensions: added 1 packages to the lab venv " \
         "(jupyterlab-spellchecker==0.9.0); 111 packages of the base unchanged" \
         in result.stderr, result.stderr[-3000:]
@@ -123,7 +125,7 @@ def test_payload_step_still_cannot_write_the_lab_venv(
     assert "isolation guard: JupyterLab environment unchanged" in result.stderr
     out = in_image(tag, f"ls {SITE}/sitecustomize.py "
                    f"{VENV}/share/jupyter/labextensions 2>&1; true")
-    assert "sitecustomize.py: No such file" in out
+    assert "sitecustomize.py': No such file" in out, out
     assert out.split("\n", 1)[1].split() == [
         f"{VENV}/share/jupyter/labextensions:", "@jupyterlab-contrib",
         "jupyterlab_pygments"]
