@@ -187,6 +187,7 @@ def test_lab_stage_may_only_add_below_the_lab_venv(trees: tuple[Path, Path]) -> 
     write(lab, f"{LAB}/runlab.d/x", "x")
     (lab / LAB.lstrip("/") / "versions-installed" / "jupyterlab.txt").unlink()
     count, found = guard.compare(base, lab, TOPS, LAB_ALLOW, additions_only=True)
+    assert count == 18
     assert found == [
         f"{LAB}/runlab.d: added (dir)", f"{LAB}/runlab.d/x: added (file)",
         f"{LAB}/venv/lib/site-packages/jupyterlab/__init__.py: content changed "
