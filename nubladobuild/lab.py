@@ -39,6 +39,9 @@ LAB_VENV = f"{LAB_ROOT}/venv"
 SCRIPT = "install-lab-extensions"
 #: Image label listing the added packages (``name==version``, comma-separated).
 LABEL = "io.nublado.lab.extensions"
+#: The isolation record of the lab tree after the lab stage (the base's
+#: own, ``base-checksums.txt``, is never changed).
+CHECKSUMS = f"{LAB_ROOT}/lab-checksums.txt"
 #: At most this many extensions.
 MAX_EXTENSIONS = 64
 #: The settings overrides, as JSON, are at most this big.
@@ -462,7 +465,7 @@ def lab_plan(lab: Lab, payload_name: str, lock: bytes | None,
             indent=2, sort_keys=True) + "\n").encode()
     record = record_path(payload_name)
     return LabPlan(files=files, lock=parsed, record=record,
-                   allowed=(f"{LAB_VENV}/", record))
+                   allowed=(f"{LAB_VENV}/", CHECKSUMS, record))
 
 
 # ------------------------------------------------------------ the lock command

@@ -92,8 +92,9 @@ cat {overrides} {page_config}
         "jupyterlab-spellchecker==0.9.0", f"# settings: {overrides}",
         f"# settings: {page_config}"]
     assert lines[4].endswith(f"; the lab stage only added below {VENV}/, {LAB}/"
-                             "versions-installed/lab-extensions-lab-ok.txt "
-                             "(26370 base entries compared)"), lines[4]
+                             f"lab-checksums.txt, {LAB}/versions-installed/"
+                             "lab-extensions-lab-ok.txt (26370 base entries "
+                             "compared)"), lines[4]
     assert lines[5] == "0.9.0"
     settings = json.loads("\n".join(lines[6:11]))
     assert settings == {"@jupyterlab-contrib/spellchecker:plugin":

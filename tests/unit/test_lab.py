@@ -214,7 +214,8 @@ def test_lab_stage_render(tmp_path: Path) -> None:
         "disabledExtensions": {"@jupyterlab/extensionmanager-extension:plugin": True}}
     assert files["guard/lab-allowed.txt"][0].decode() == (
         "/usr/local/share/jupyterlab/venv/\n/usr/local/share/jupyterlab/"
-        "versions-installed/lab-extensions-demo.txt\n")
+        "lab-checksums.txt\n/usr/local/share/jupyterlab/versions-installed/"
+        "lab-extensions-demo.txt\n")
     # One lab stage, before the payload stage, which builds on it.
     assert dockerfile.count("AS nublado-lab\n") == 1
     assert dockerfile.index("AS nublado-lab\n") < dockerfile.index(
