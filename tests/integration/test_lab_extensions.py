@@ -10,6 +10,7 @@ time, naming the package and both versions.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -91,10 +92,17 @@ cat {overrides} {page_config}
         "# Added to the lab venv by payload lab-ok's lab section (nublado-build)",
         "jupyterlab-spellchecker==0.9.0", f"# settings: {overrides}",
         f"# settings: {page_config}"]
-    assert lines[4].endswith(f"; the lab stage only added below {VENV}/, {LAB}/"
-                             f"lab-checksums.txt, {LAB}/versions-installed/"
-                             "lab-extensions-lab-ok.txt (26370 base entries "
-                             "compared)"), lines[4]
+    report = re.fullmatch(
+        r"isolation guard: (\d+) protected entries under 12 trees unchanged; 3 "
+        r"generated paths allowed; the lab stage only added below (.*) \((\d+) "
+        r"base entries compared\)", lines[4])
+    assert report is not None, lines[4]
+    assert report.group(2) == (f"{VENV}/, {LAB}/lab-checksums.txt, "
+                               f"{LAB}/versions-installed/lab-extensions-lab-ok.txt")
+    # What the lab stage added, whatever the base: the spellchecker's files
+    # and directories (wheel contents, dist-info, byte code), the settings,
+    # lab-checksums.txt; the payload compares against all of it.
+    assert int(report.group(1)) - int(report.group(3)) == 78
     assert lines[5] == "0.9.0"
     settings = json.loads("\n".join(lines[6:11]))
     assert settings == {"@jupyterlab-contrib/spellchecker:plugin":
