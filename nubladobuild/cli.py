@@ -313,31 +313,71 @@ def _pairing_json(built: PayloadBuild) -> dict[str, Any]:
 
 @cli.command("lock")
 @click.argument("payload_dir", type=click.Path(path_type=Path))
-@click.option("--check", is_flag=True, help="Write nothing; exit 1 when a conda "
-              "lock file is missing or differs from a fresh solve.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 when a lock "
+              "file is missing or stale (conda: differs from a fresh solve; lab: "
+              "made for other lab.extensions or another base lab venv).")
+@click.option("--base", "base_image", default=DEFAULT_BASE_IMAGE, show_default=True,
+              help="The JupyterLab base whose lab venv constrains lab.extensions.")
 @conda_channel_option
+@secret_options
 @json_option
-def lock_cmd(payload_dir: Path, check: bool, conda_channels: tuple[str, ...],
-             as_json: bool) -> None:
-    """Solve each conda step and write its lock file (or check it).
+def lock_cmd(payload_dir: Path, check: bool, base_image: str,
+             conda_channels: tuple[str, ...], ca_bundle: Path | None,
+             index_url: str | None, no_host_config: bool, as_json: bool) -> None:
+    """Lock each conda step and lab.extensions (or check the lock files).
 
-    pip steps are not locked here: lock them with
+    Conda steps are solved with py-rattler. lab.extensions are resolved
+    with pip-compile --generate-hashes in a container of the base image,
+    the lab venv's installed versions as constraints, into
+    lab-requirements.txt. pip steps are not locked here: lock them with
     `pip-compile --generate-hashes` (a hashed requirements file is installed
     with --require-hashes).
     """
     from nubladobuild.condabuild import lock_payload
+    from nubladobuild.lab import lock_lab
+    from nubladobuild.loader import format_loc
+    from nubladobuild.resources import data_root
 
     loaded = load_payload(payload_dir)
     results = lock_payload(loaded, conda_channels, check=check)
     lines = [f"install[{r.index}].conda: {r.lock} "
              f"{'written' if r.written else 'up to date'} ({r.packages} packages)"
              + (f"; {r.hint}" if r.hint else "") for r in results]
-    if not results:
-        lines = ["no conda steps: nothing to lock (lock pip requirements with "
-                 "pip-compile --generate-hashes)"]
+    lab_doc: dict[str, Any] | None = None
+    if loaded.model.lab.extensions:
+        check_base_reference(base_image)
+        from nubladobuild.engine import inspect_image
+
+        if inspect_image(base_image) is None:
+            raise InputError(f"--base {base_image}: no such image. Build it first "
+                             "with `nublado-build base`; lab.extensions are "
+                             "resolved against its lab venv.")
+
+        def where(path: str) -> str:
+            loc = tuple(path.split("."))
+            line = loaded.line_for(loc)
+            return f"{loaded.yaml_path}:{line}: {format_loc(loc)}" if line \
+                else f"{loaded.yaml_path}: {path}"
+
+        lab = lock_lab(lab=loaded.model.lab, payload_name=loaded.model.name,
+                       directory=payload_dir, base_image=base_image,
+                       secrets=host_secrets(ca_bundle, index_url,
+                                            not no_host_config),
+                       check=check, tools=data_root() / "base" / "lab",
+                       where=where)
+        added = ", ".join(f"{n}=={v}" for n, v in lab.added)
+        lines.append(f"lab.extensions: {lab.lock} "
+                     f"{'written' if lab.written else 'up to date'} "
+                     f"({len(lab.added)} packages added to the lab venv: {added})")
+        lab_doc = {"lock": str(lab.lock), "written": lab.written,
+                   "added": [f"{n}=={v}" for n, v in lab.added]}
+    if not lines:
+        lines = ["no conda steps and no lab.extensions: nothing to lock (lock pip "
+                 "requirements with pip-compile --generate-hashes)"]
     Output(as_json).result({"locks": [{"index": r.index, "lock": str(r.lock),
                                        "packages": r.packages, "written": r.written}
-                                      for r in results]}, "\n".join(lines))
+                                      for r in results], "lab": lab_doc},
+                           "\n".join(lines))
 
 
 @cli.command("test")

@@ -25,6 +25,7 @@ from nubladobuild.errors import InputError, Loc, PayloadInvalid, Problem
 from nubladobuild.fields import control_characters
 from nubladobuild.kinds import KINDS, StepContext, StepInput
 from nubladobuild.kinds._protocol import read_payload_file, special_kind
+from nubladobuild.lab import LOCK_FILE as LAB_LOCK
 from nubladobuild.schema import INSTALL_KINDS, Payload
 
 PAYLOAD_FILE = "payload.yaml"
@@ -68,12 +69,17 @@ class LoadedPayload:
         What each install step read and parsed, in ``install`` order.
     lines : dict
         YAML location -> line, for problems found in later stages.
+    lab_lock : bytes or None
+        The lock file of ``lab.extensions`` (:data:`nubladobuild.lab.LOCK_FILE`)
+        when the payload has extensions and the file exists; the plan
+        checks it against payload.yaml.
     """
 
     model: Payload
     directory: Path
     inputs: tuple[StepInput, ...] = ()
     lines: dict[Loc, int] = field(default_factory=dict, compare=False)
+    lab_lock: bytes | None = None
 
     def line_for(self, loc: Loc) -> int | None:
         """Return the payload.yaml line of a YAML location."""
@@ -394,9 +400,17 @@ def load_payload(directory: Path) -> LoadedPayload:
     problems.extend(step_problems)
     problems.extend(profile_problems(data.get("compat"), file,
                                      lambda loc: _line_for(loc, lines)))
+    lab_lock = None
+    if model is not None and model.lab.extensions \
+            and (directory / LAB_LOCK).exists():
+        def report(msg: str) -> None:
+            problems.append(Problem(file, "lab.extensions", msg,
+                                    _line_for(("lab", "extensions"), lines)))
+
+        lab_lock = read_payload_file(directory, LAB_LOCK, report)
     if problems:
         problems.sort(key=lambda p: (p.line or 0, p.location))
         raise PayloadInvalid(problems)
     assert model is not None
     return LoadedPayload(model=model, directory=directory, inputs=tuple(inputs),
-                         lines=lines)
+                         lines=lines, lab_lock=lab_lock)

@@ -272,8 +272,17 @@ def payload_manifest(payload: str) -> str:
     return f"payload-{payload}.txt"
 
 
+def lab_extensions_manifest(payload: str) -> str:
+    """Return the file name of what a payload's ``lab:`` step added to the lab venv."""
+    return f"lab-extensions-{payload}.txt"
+
+
 def check_image(image: str, payload: str) -> list[Mismatch]:
     """Read an image's lab and payload manifests; return the mismatches.
+
+    The lab side is the base's lab venv (``jupyterlab.txt``) plus what the
+    payload's ``lab:`` section added to it (``lab-extensions-<name>.txt``,
+    when the payload has one).
 
     Parameters
     ----------
@@ -288,15 +297,17 @@ def check_image(image: str, payload: str) -> list[Mismatch]:
         When either manifest is not in the image.
     """
     wanted = (LAB_MANIFEST, payload_manifest(payload))
-    files = read_image_files(image, MANIFEST_DIR, wanted)
+    added = lab_extensions_manifest(payload)
+    files = read_image_files(image, MANIFEST_DIR, (*wanted, added))
     missing = [name for name in wanted if name not in files]
     if missing:
         raise ManifestMissing(
             f"{image}: no {', '.join(f'{MANIFEST_DIR}/{m}' for m in missing)}; "
             "the pairing check reads what the lab venv and the payload "
             "installed from there (nublado-build writes both)")
-    return match(parse_manifest(files[LAB_MANIFEST].decode("utf-8", "replace")),
-                 parse_manifest(files[wanted[1]].decode("utf-8", "replace")))
+    lab = parse_manifest(files[LAB_MANIFEST].decode("utf-8", "replace"))
+    lab.update(parse_manifest(files.get(added, b"").decode("utf-8", "replace")))
+    return match(lab, parse_manifest(files[wanted[1]].decode("utf-8", "replace")))
 
 
 def report(mismatches: list[Mismatch], payload: str) -> str:

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from nubladobuild import __version__
 from nubladobuild.compat import LABEL as COMPAT_LABEL
 from nubladobuild.compat import RECORD_PATH, CompatPlan, compat_plan
-from nubladobuild.errors import InputError
+from nubladobuild.errors import InputError, PayloadInvalid, Problem
 from nubladobuild.fields import LAB_ROOT
 from nubladobuild.kernels import KernelFiles, kernel_files
 from nubladobuild.kinds import KINDS, Environment, StepPlan
+from nubladobuild.lab import LabPlan, lab_plan
 from nubladobuild.loader import LoadedPayload
 from nubladobuild.pairing import PAIRING_LABEL
 from nubladobuild.refs import BadReference, parse_reference
@@ -47,6 +48,7 @@ class Plan:
     version: str = __version__
     compat: CompatPlan = field(default_factory=CompatPlan)
     generated: tuple[str, ...] = ()
+    lab: LabPlan | None = None
 
     @property
     def python(self) -> str:
@@ -154,6 +156,16 @@ def build_plan(loaded: LoadedPayload, base_image: str = DEFAULT_BASE_IMAGE) -> P
     check_base_reference(base_image)
     payload = loaded.model
     STAGES.info("plan %s", payload.name)
+    problems: list[Problem] = []
+
+    def lab_problem(where: str, message: str) -> None:
+        line = loaded.line_for(tuple(where.split(".")))
+        problems.append(Problem(str(loaded.yaml_path), where, message, line))
+
+    lab = lab_plan(payload.lab, payload.name, loaded.lab_lock, lab_problem,
+                   str(loaded.directory))
+    if problems:
+        raise PayloadInvalid(problems)
     env = payload.environment
     steps = tuple(KINDS[s.kind].plan(i, s.spec, loaded.inputs[i], payload)
                   for i, s in enumerate(payload.steps()))
@@ -176,6 +188,8 @@ def build_plan(loaded: LoadedPayload, base_image: str = DEFAULT_BASE_IMAGE) -> P
     )
     if compat.links:
         labels += ((COMPAT_LABEL, compat.label),)
+    if lab is not None:
+        labels += lab.label
     return Plan(
         generated=generated_paths(payload.name, kernel, setup_path, compat),
         loaded=loaded,
@@ -187,4 +201,5 @@ def build_plan(loaded: LoadedPayload, base_image: str = DEFAULT_BASE_IMAGE) -> P
         shell_path=setup_path,
         labels=labels,
         compat=compat,
+        lab=lab,
     )

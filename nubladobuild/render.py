@@ -14,6 +14,7 @@ from nubladobuild.compat import links_file
 from nubladobuild.errors import InputError
 from nubladobuild.kinds import KINDS
 from nubladobuild.kinds.conda import PACKAGES
+from nubladobuild.lab import SCRIPT as LAB_SCRIPT
 from nubladobuild.plan import STAGES, Plan
 from nubladobuild.resolve import Resolved
 from nubladobuild.resources import data_root
@@ -46,6 +47,7 @@ def render_dockerfile(plan: Plan, resolved: Resolved) -> str:
         python=plan.python,
         labels=plan.labels,
         compat=plan.compat,
+        lab=plan.lab,
     )
 
 
@@ -62,6 +64,13 @@ def context_files(plan: Plan, resolved: Resolved) -> dict[str, tuple[bytes, int]
     files["guard/guard.py"] = (guard_script(), 0o644)
     files["guard/allowed.txt"] = ("".join(f"{path}\n" for path in plan.generated)
                                   .encode(), 0o644)
+    if plan.lab is not None:
+        files["guard/lab-allowed.txt"] = ("".join(f"{path}\n" for path in
+                                                  plan.lab.allowed).encode(), 0o644)
+        files[f"lab/{LAB_SCRIPT}"] = (
+            (data_root() / "base" / "lab" / LAB_SCRIPT).read_bytes(), 0o755)
+        for name, content in plan.lab.files.items():
+            files[f"lab/{name}"] = (content, 0o644)
     if plan.compat.links:
         files[plan.compat.file] = (links_file(plan.compat.links), 0o644)
     if plan.kernel.wrapper is not None:

@@ -40,6 +40,7 @@ from nubladobuild.kinds.dockerfile import DockerfileStep
 from nubladobuild.kinds.pip import PipStep
 from nubladobuild.kinds.script import ScriptStep
 from nubladobuild.kinds.transplant import TransplantStep
+from nubladobuild.lab import Lab
 
 __all__ = [
     "INSTALL_KINDS", "LAB_ROOT", "MAX_STEPS", "CompatLink", "CondaStep",
@@ -138,17 +139,6 @@ class CompatLink(Strict):
     mode: Literal["link", "copy"] = "link"
 
 
-class Lab(Strict):
-    """What the payload asks of the lab side (the JupyterLab venv).
-
-    ``pairing``: what a kernel package without its frontend in the lab
-    does to the build (:mod:`nubladobuild.pairing`): ``fail`` (default) or
-    ``warn``.
-    """
-
-    pairing: Literal["fail", "warn"] = "fail"
-
-
 class Tags(Strict):
     """How image tags are formed and checked."""
 
@@ -177,8 +167,8 @@ class Payload(Strict):
     shell: Shell = Field(default_factory=Shell)
     compat: list[DnsLabel | CompatLink] = Field(default_factory=list, max_length=64)
     tags: Tags = Field(default_factory=Tags)
-    lab: Lab = Field(default_factory=Lab)
     tests: RelFile | None = None
+    lab: Lab = Field(default_factory=Lab)
 
     @model_validator(mode="after")
     def _kernel_python_known(self) -> Payload:

@@ -10,6 +10,12 @@ entries added or removed. Only the paths nublado-build itself generates
 for the payload (``--allow``) may differ. Exit 0 and a report when
 nothing else did; exit 3 and the list of changes otherwise.
 
+With a ``lab`` section the payload builds on the ``nublado-lab`` stage,
+mounted at ``--lab-root``: that stage is compared with the base first and
+may only *add* entries, below the paths of ``--lab-allow`` (the lab venv
+and its record); the payload is then compared with the lab stage, so the
+guard allows exactly what the lab stage added and nothing else.
+
 Standard library only; Python 3.11 or later.
 """
 
@@ -150,8 +156,12 @@ def allowed(path: str, allow: list[str], old: Entry | None,
 
 
 def compare(base_root: Path, payload_root: Path, tops: list[str],
-            allow: list[str]) -> tuple[int, list[str]]:
-    """Return how many base entries were compared and every change found."""
+            allow: list[str], additions_only: bool = False) -> tuple[int, list[str]]:
+    """Return how many base entries were compared and every change found.
+
+    With ``additions_only`` an allowed path may only be new: a changed or
+    removed entry of the base is a change even below an allowed path.
+    """
     base, base_stats = snapshot(base_root, tops)
     payload, payload_stats = snapshot(payload_root, tops)
     # Content: hash the files present in both whose stats differ; files
@@ -166,7 +176,8 @@ def compare(base_root: Path, payload_root: Path, tops: list[str],
     changes = ancestors_problems(payload_root, tops)
     for path in sorted(set(base) | set(payload)):
         old, new = base.get(path), payload.get(path)
-        if old == new or allowed(path, allow, old, new):
+        if old == new or (allowed(path, allow, old, new)
+                          and (old is None or not additions_only)):
             continue
         if old is None:
             changes.append(f"{path}: added ({new[0] if new else '?'})")
@@ -181,17 +192,33 @@ def compare(base_root: Path, payload_root: Path, tops: list[str],
     return len(base), changes
 
 
+def _allow_list(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Compare the protected trees; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--payload-root", type=Path, required=True)
     parser.add_argument("--allow", type=Path, required=True)
     parser.add_argument("--report", type=Path, required=True)
+    parser.add_argument("--lab-root", type=Path)
+    parser.add_argument("--lab-allow", type=Path)
     args = parser.parse_args(argv)
-    allow = [line.strip() for line in args.allow.read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    allow = _allow_list(args.allow)
     tops = sorted(set(PROTECTED) | set(interpreter_paths()))
-    count, changes = compare(Path("/"), args.payload_root, tops, allow)
+    reference, lab_note, changes = Path("/"), "", []
+    if args.lab_root is not None:
+        lab_allow = _allow_list(args.lab_allow) if args.lab_allow else []
+        lab_count, lab_changes = compare(Path("/"), args.lab_root, tops, lab_allow,
+                                         additions_only=True)
+        changes += [f"lab stage: {line}" for line in lab_changes]
+        reference = args.lab_root
+        lab_note = (f"; the lab stage only added below {', '.join(lab_allow)} "
+                    f"({lab_count} base entries compared)")
+    count, payload_changes = compare(reference, args.payload_root, tops, allow)
+    changes += payload_changes
     if changes:
         print(f"Changed paths (first 20 of {len(changes)}):", file=sys.stderr)
         for line in changes[:20]:
@@ -204,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     args.report.write_text(
         f"isolation guard: {count} protected entries under {len(tops)} trees "
-        f"unchanged; {len(allow)} generated paths allowed\n")
+        f"unchanged; {len(allow)} generated paths allowed{lab_note}\n")
     print(f"nublado-build: isolation guard: JupyterLab environment unchanged "
           f"({count} entries compared).")
     return 0

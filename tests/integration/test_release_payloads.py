@@ -77,12 +77,15 @@ def test_sciplat_lab_meets_contract(sciplat_image: str, chromium: str,
                                     contract: Callable[..., dict[str, Any]]) -> None:
     summary = contract(sciplat_image, SCIPLAT, tmp_path)
     # Base, payload (incl. the browser check), the 6 compat checks and the
-    # payload's 7 tests; only the default-PATH terminal check is skipped
+    # payload's 8 tests; only the default-PATH terminal check is skipped
     # (sciplat-lab brings its own shell setup).
-    assert_contract(summary, kernel="lsst", payload_tests=7, skipped=(OWN_SHELL,),
+    assert_contract(summary, kernel="lsst", payload_tests=8, skipped=(OWN_SHELL,),
                     compat=True)
-    assert summary["passed"] == 20 + 16 + 6 + 7
+    assert summary["passed"] == 20 + 17 + 6 + 8
     assert _labels(sciplat_image)["io.nublado.compat"] == "nublado-legacy"
+    # The lab section: the spellchecker the real sciplat-lab adds to its lab.
+    assert _labels(sciplat_image)["io.nublado.lab.extensions"] == \
+        "jupyterlab-spellchecker==0.9.0"
 
 
 def test_spherex_lab_meets_contract(spherex_image: str, chromium: str,

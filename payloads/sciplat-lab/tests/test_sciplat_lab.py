@@ -5,9 +5,11 @@ Fixtures (``host``, ``container``, ``ro_container``, ``image_info``,
 """
 
 import json
+import re
+import urllib.request
 
 from nubladobuild.contract.labclient import execute_in_lab
-from nubladobuild.contract.plugin import ARBITRARY_UID, finish_lab, start_lab
+from nubladobuild.contract.plugin import ARBITRARY_UID, finish_lab, lab_get, start_lab
 
 STACK = "/opt/lsst/software/stack"
 PYTHON = f"{STACK}/conda/envs/lsst-scipipe/bin/python"
@@ -102,3 +104,29 @@ def test_legacy_kernel_files(host):
     spec = json.loads(host.file(f"{LEGACY}/lsst_kernel.json").content_string)
     assert spec["display_name"] == "LSST"
     assert spec["argv"][0] == launcher.linked_to
+
+
+def test_lab_extension_and_settings_are_served(image_info, lab_token):
+    """payload.yaml's lab section: the spellchecker (lab.extensions) is a
+    federated extension of the running lab, its override is the setting's
+    default, and the page config disables the extension manager besides
+    what the base disables."""
+    lab = start_lab(image_info, lab_token, "arbitrary-uid-read-only")
+    try:
+        settings = lab_get(lab.base, "/lab/api/settings/"
+                           "@jupyterlab-contrib/spellchecker:plugin", lab_token)
+        request = urllib.request.Request(
+            f"{lab.base}/lab", headers={"Authorization": f"token {lab_token}"})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            page = resp.read().decode()
+    finally:
+        finish_lab(lab)
+    assert settings["schema"]["properties"]["checkComments"]["default"] is False
+    config = json.loads(re.search(r'<script id="jupyter-config-data" '
+                                  r'type="application/json">(.*?)</script>',
+                                  page, re.DOTALL).group(1))
+    assert "@jupyterlab-contrib/spellchecker" in [
+        ext["name"] for ext in config["federated_extensions"]]
+    assert sorted(config["disabledExtensions"]) == [
+        "@jupyterlab/apputils-extension:announcements",
+        "@jupyterlab/extensionmanager-extension:plugin"]
