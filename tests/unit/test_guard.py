@@ -6,6 +6,7 @@ import importlib.util
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -142,8 +143,13 @@ def test_unchanged_files_are_not_hashed(tmp_path: Path,
     write(base, f"{LAB}/runlab", "#!/bin/sh", 0o755)
     linked_copy(base, payload)
     hashed: list[str] = []
-    real = guard._digest
-    monkeypatch.setattr(guard, "_digest", lambda p: hashed.append(p) or real(p))
+    real: Callable[[str], str] = guard._digest
+
+    def digest(path: str) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(guard, "_digest", digest)
     assert guard.compare(base, payload, TOPS, ALLOW) == (7, [])
     assert hashed == []
 
