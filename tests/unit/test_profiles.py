@@ -152,6 +152,13 @@ def test_cli_unknown_profile_exits_2_with_the_list(name: str) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_build_all_checks_the_profile_before_building() -> None:
+    proc = cli("build-all", "--profile", "fancy")
+    assert proc.returncode == 2, proc.stderr
+    assert "Profiles: minimal, standard." in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_cli_help_lists_the_profiles() -> None:
     proc = cli("base", "--help")
     assert proc.returncode == 0, proc.stderr
