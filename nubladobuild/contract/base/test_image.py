@@ -32,6 +32,7 @@ PROBE_SHELL_FILE = f"{LAB_ROOT}/shell.d/99-contract-probe.sh"
 #: Paths the lab user must not be able to change.
 LAB_TREE = (f"{LAB_ROOT}/venv", f"{LAB_ROOT}/venv/bin", f"{LAB_ROOT}/venv/lib",
             f"{LAB_ROOT}/runlab", f"{LAB_ROOT}/build", f"{LAB_ROOT}/shell.d",
+            IMAGE_PROFILE_DIR, f"{IMAGE_PROFILE_DIR}/{IMAGE_LOCK_NAME}",
             "/usr/local/etc/jupyter", "/usr/local/share/jupyter/kernels",
             SHELL_HOOK)
 
