@@ -45,6 +45,14 @@ def _check_profile_image(image: str, profile: str) -> dict[str, str]:
     return packages
 
 
+def _labextensions(image: str) -> list[str]:
+    """Return the prebuilt lab extensions of the lab venv (scoped ones whole)."""
+    out = docker("run", "--rm", "-w", f"{LAB}/venv/share/jupyter/labextensions",
+                 image, "bash", "-c",
+                 'shopt -s nullglob; printf "%s\\n" @*/* [!@]*').stdout
+    return sorted(out.split())
+
+
 def test_default_base_is_standard(base_image: str) -> None:
     packages = _check_profile_image(base_image, "standard")
     for name in ("jupyterlab-widgets", "ipympl", "jupyter-bokeh", "plotly",
@@ -52,14 +60,16 @@ def test_default_base_is_standard(base_image: str) -> None:
                  "jupyterlab-execute-time"):
         assert name in packages, name
     # The frontends are where the lab looks for prebuilt extensions.
-    out = docker("run", "--rm", base_image, "ls",
-                 f"{LAB}/venv/share/jupyter/labextensions").stdout.split()
-    assert {"@jupyter-widgets", "jupyter-matplotlib", "jupyterlab-plotly",
-            "@bokeh", "@jupyter-server"} <= set(out), out
+    assert _labextensions(base_image) == [
+        "@bokeh/jupyter_bokeh", "@jupyter-server/resource-usage",
+        "@jupyter-widgets/jupyterlab-manager", "@jupyterhub/jupyter-server-proxy",
+        "jupyter-matplotlib", "jupyterlab-execute-time", "jupyterlab-plotly",
+        "jupyterlab_pygments", "nbdime-jupyterlab"]
 
 
 def test_minimal_profile(minimal_base_image: str) -> None:
     packages = _check_profile_image(minimal_base_image, "minimal")
     assert "jupyterlab-widgets" not in packages
+    assert _labextensions(minimal_base_image) == ["jupyterlab_pygments"]
     assert "ipympl" not in packages
     assert {"jupyterlab", "jupyterhub"} <= packages.keys()
