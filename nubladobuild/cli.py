@@ -31,6 +31,12 @@ from nubladobuild.images import (
 )
 from nubladobuild.loader import load_payload
 from nubladobuild.plan import DEFAULT_BASE_IMAGE, check_base_reference, check_grants
+from nubladobuild.profiles import (
+    DEFAULT_PROFILE,
+    check_profile,
+    hub_majors,
+    profile_names,
+)
 from nubladobuild.secrets import host_secrets, mask_secrets
 from nubladobuild.tags import check_build_tags
 
@@ -209,9 +215,14 @@ def bootstrap_cmd(suite: str, mirror: str | None, tag: str | None,
 @click.option("--mirror", help="Debian mirror for the local stand-in.")
 @click.option("--apt", "extra_apt", default="", help="Extra Debian packages, "
               "space-separated (e.g. 'git less vim').")
-@click.option("--jupyterhub", "hub_major", type=click.Choice(["5", "6"]), default="6",
+@click.option("--profile", default=DEFAULT_PROFILE, show_default=True,
+              help="Base profile of the lab venv (base/profiles/NAME.in): "
+              f"{', '.join(profile_names())}.")
+@click.option("--jupyterhub", "hub_major",
+              type=click.Choice([str(major) for major in hub_majors()]), default="6",
               show_default=True, help="JupyterHub major version of the lab venv "
-              "(match the site's hub; each has its own hash lock in base/).")
+              "(match the site's hub; every profile has a hash lock for each, "
+              "base/profiles/PROFILE-hubN.txt).")
 @click.option("--minimal", is_flag=True, help="No terminal tools (git, less, "
               "editors, curl, ...): tini only.")
 @click.option("--user", "lab_user", default="lab", show_default=True,
@@ -227,7 +238,8 @@ def bootstrap_cmd(suite: str, mirror: str | None, tag: str | None,
 @secret_options
 @json_option
 def base(tags: tuple[str, ...], python_image: str, mirror: str | None,
-         extra_apt: str, hub_major: str, minimal: bool, lab_user: str, uid: int,
+         extra_apt: str, profile: str, hub_major: str, minimal: bool,
+         lab_user: str, uid: int,
          gid: int, lab_home: str, no_cache: bool, ca_bundle: Path | None,
          index_url: str | None, no_host_config: bool, as_json: bool) -> None:
     """Build the JupyterLab base image (nublado-jupyterlab-base)."""
@@ -239,8 +251,9 @@ def base(tags: tuple[str, ...], python_image: str, mirror: str | None,
             or "/./" in lab_home + "/":
         raise click.BadParameter("an absolute directory path such as /home/jovyan "
                                  "(letters, digits, . _ -)", param_hint="--home")
-    options = BaseOptions(jupyterhub=int(hub_major), minimal=minimal, user=lab_user,
-                          uid=uid, gid=gid, home=lab_home)
+    check_profile(profile)
+    options = BaseOptions(profile=profile, jupyterhub=int(hub_major), minimal=minimal,
+                          user=lab_user, uid=uid, gid=gid, home=lab_home)
     out = Output(as_json)
     secrets = host_secrets(ca_bundle, index_url, not no_host_config)
     image = resolve_python_image(python_image, mirror=mirror) \
@@ -251,11 +264,12 @@ def base(tags: tuple[str, ...], python_image: str, mirror: str | None,
                         no_cache=no_cache, options=options)
     out.result({"image_id": result.image_id, "tags": list(result.tags),
                 "python_image": image, "seconds": round(result.seconds, 1),
-                "jupyterhub": options.jupyterhub, "minimal": options.minimal,
+                "profile": options.profile, "jupyterhub": options.jupyterhub,
+                "minimal": options.minimal,
                 "user": options.user, "uid": options.uid, "gid": options.gid,
                 "home": options.home},
                f"built {', '.join(result.tags)} ({result.image_id[:19]}) on {image} "
-               f"in {result.seconds:.0f} s")
+               f"with profile {options.profile} in {result.seconds:.0f} s")
 
 
 @cli.command()
@@ -411,6 +425,8 @@ def test_cmd(image: str, payload_dir: Path | None, junit_xml: Path | None,
               help="Tag of the base image built first.")
 @click.option("--python-image", default="auto", show_default=True,
               help="Python image the base builds on (see `base`).")
+@click.option("--profile", default=DEFAULT_PROFILE, show_default=True,
+              help="Base profile of the lab venv (see `base`).")
 @click.option("--keep-going", is_flag=True, help="Build the other payloads when "
               "one fails; exit 1 at the end.")
 @conda_channel_option
@@ -418,7 +434,8 @@ def test_cmd(image: str, payload_dir: Path | None, junit_xml: Path | None,
 @secret_options
 @json_option
 def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
-              python_image: str, keep_going: bool, conda_channels: tuple[str, ...],
+              python_image: str, profile: str, keep_going: bool,
+              conda_channels: tuple[str, ...],
               allow_secrets: tuple[str, ...], ca_bundle: Path | None,
               index_url: str | None, no_host_config: bool, as_json: bool) -> None:
     """Build the base, then every payload on it, in order."""
@@ -429,12 +446,14 @@ def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
                          "directories or --payloads DIR.")
     # Every input error before any build.
     check_tags([base_tag])
+    check_profile(profile)
     plans = [plan_payload(load_payload(directory), base_tag) for directory in dirs]
     for plan in plans:
         check_grants(plan, allow_secrets)
     secrets = host_secrets(ca_bundle, index_url, not no_host_config)
     base_result = build_base(python_image=resolve_python_image(python_image),
-                             tags=[base_tag], secrets=secrets, sink=out.sink)
+                             tags=[base_tag], secrets=secrets, sink=out.sink,
+                             options=BaseOptions(profile=profile))
     built: list[dict[str, Any]] = []
     failed: list[str] = []
     for plan in plans:
@@ -454,7 +473,7 @@ def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
                       "tags": list(result.result.tags),
                       "seconds": round(result.result.seconds, 1),
                       "pairing": _pairing_json(result)})
-    out.result({"base": {"tags": list(base_result.tags),
+    out.result({"base": {"tags": list(base_result.tags), "profile": profile,
                          "seconds": round(base_result.seconds, 1)},
                 "payloads": built, "failed": failed},
                "\n".join([f"base {base_tag}: {base_result.seconds:.0f} s"]

@@ -25,6 +25,8 @@ from tests.conftest import TEST_TAG, require
 REPO = Path(__file__).resolve().parents[2]
 PAYLOADS = REPO / "payloads"
 BASE_TAG = f"nublado-jupyterlab-base:{TEST_TAG}"
+#: The base built with ``--profile minimal`` (no widget or plot frontends).
+MINIMAL_BASE_TAG = f"nublado-jupyterlab-base:{TEST_TAG}-minimal"
 
 
 @dataclass
@@ -80,6 +82,19 @@ def base_image(engine: None) -> str:
 
 
 @pytest.fixture(scope="session")
+def minimal_base_image(engine: None) -> str:
+    """Build the base with the ``minimal`` profile once per run; return its tag.
+
+    The only other base build of a run besides ``base_image`` (it shares
+    every layer but the lab venv's with it).
+    """
+    result = run_cli("base", "--profile", "minimal", "--tag", MINIMAL_BASE_TAG,
+                     "--json")
+    assert result.json["ok"] and result.json["profile"] == "minimal"
+    return MINIMAL_BASE_TAG
+
+
+@pytest.fixture(scope="session")
 def build_payload(base_image: str) -> Callable[..., CliResult]:
     """Return a function that builds a payload directory on the test base."""
 
@@ -94,9 +109,9 @@ def build_payload(base_image: str) -> Callable[..., CliResult]:
     return build
 
 
-#: The base suite, run on every image: 10 image checks, 5 lab checks in 2
+#: The base suite, run on every image: 11 image checks, 5 lab checks in 2
 #: modes (as the image's user; arbitrary UID on a read-only root).
-BASE_PASSED = 20
+BASE_PASSED = 21
 #: The payload suite on an image with one kernel, when nothing is skipped:
 #: 11 image checks (the pairing check among them), 3 lab checks in 2
 #: modes, 1 browser check.

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import TEST_TAG
 from tests.integration.conftest import (
+    BASE_PASSED,
     PAYLOADS,
     CliResult,
     assert_contract,
@@ -36,7 +37,7 @@ def test_scipy_lab_meets_contract(scipy_image: str, tmp_path: Path,
     # Base + payload suites (no compat label: no compat suite) + the
     # payload's four tests; the kernel has a wrapper (setup lines).
     assert_contract(summary, kernel="scipy", payload_tests=4)
-    assert summary["passed"] == 20 + 18 + 4
+    assert summary["passed"] == BASE_PASSED + 18 + 4
 
 
 def test_base_image_meets_base_contract(base_image: str, tmp_path: Path,
@@ -45,7 +46,7 @@ def test_base_image_meets_base_contract(base_image: str, tmp_path: Path,
     """``nublado-build test BASE`` runs the base suite only, and it passes."""
     summary = contract(base_image, None, tmp_path)
     assert_contract(summary, kernel=None)
-    assert summary["passed"] == 20
+    assert summary["passed"] == BASE_PASSED
     assert summary["skipped"] == 0
     assert all(t.startswith("base/") for t in summary["passed_tests"])
 

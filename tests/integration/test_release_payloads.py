@@ -21,6 +21,7 @@ import pytest
 from nubladobuild.contract.browser import find_chromium
 from tests.conftest import TEST_TAG, require
 from tests.integration.conftest import (
+    BASE_PASSED,
     NOT_LEGACY,
     OWN_SHELL,
     PAYLOADS,
@@ -81,7 +82,7 @@ def test_sciplat_lab_meets_contract(sciplat_image: str, chromium: str,
     # (sciplat-lab brings its own shell setup).
     assert_contract(summary, kernel="lsst", payload_tests=8, skipped=(OWN_SHELL,),
                     compat=True)
-    assert summary["passed"] == 20 + 17 + 6 + 8
+    assert summary["passed"] == BASE_PASSED + 17 + 6 + 8
     assert _labels(sciplat_image)["io.nublado.compat"] == "nublado-legacy"
     # The lab section: the spellchecker the real sciplat-lab adds to its lab.
     assert _labels(sciplat_image)["io.nublado.lab.extensions"] == \
@@ -96,7 +97,7 @@ def test_spherex_lab_meets_contract(spherex_image: str, chromium: str,
     # legacy-paths check is skipped.
     assert_contract(summary, kernel="spherex", payload_tests=6,
                     skipped=(NOT_LEGACY,), compat=True)
-    assert summary["passed"] == 20 + 18 + 5 + 6
+    assert summary["passed"] == BASE_PASSED + 18 + 5 + 6
     assert _labels(spherex_image)["io.nublado.compat"] == "explicit"
 
 

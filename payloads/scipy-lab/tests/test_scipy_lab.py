@@ -27,5 +27,12 @@ def test_kernel_computes_with_numpy(container, image_info, kernel_runner):
 
 
 def test_lab_python_cannot_import_payload(host):
-    lab_python = "/usr/local/share/jupyterlab/venv/bin/python"
-    assert host.run(f"{lab_python} -c 'import numpy'").rc != 0
+    lab = "/usr/local/share/jupyterlab/venv"
+    # pandas is the payload's only: the lab's Python must not find it.
+    assert host.run(f"{lab}/bin/python -c 'import pandas'").rc != 0
+    # The standard base profile has a numpy of its own (ipympl needs
+    # matplotlib): the lab's Python imports that one, never the payload's.
+    where = host.run(f"{lab}/bin/python -c 'import numpy; print(numpy.__file__)'")
+    assert where.rc != 0 or where.stdout.startswith(f"{lab}/"), where.stdout
+    path = host.check_output(f"{lab}/bin/python -c 'import sys; print(sys.path)'")
+    assert "/opt/payload" not in path, path
