@@ -2,8 +2,10 @@
 its lab frontend fails the build, untagged; with ``lab.pairing: warn`` it
 builds and warns; ``nublado-build test`` finds the same drift on any image.
 
-The payload (``tests/payloads/widgets-drift``) installs ipywidgets; the test
-base is the minimal lab (jupyterlab and jupyterhub, no jupyterlab_widgets).
+The payload (``tests/payloads/widgets-drift``) installs ipywidgets; it is
+built on the ``minimal`` base profile (jupyterlab and jupyterhub, no
+jupyterlab_widgets). On the default ``standard`` profile the same kind of
+payload pairs (scipy-lab, ``test_foundation``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,12 +49,19 @@ def lab_has_no_widgets(base_image: str) -> None:
     assert not re.search(r"^jupyterlab[-_]widgets==", manifest, re.M | re.I)
 
 
+def build_on(base: str, payload_dir: Path, tag: str, check: bool = True
+             ) -> CliResult:
+    """Build a payload on ``base`` (the minimal profile here)."""
+    return run_cli("build", str(payload_dir), "--base", base, "--tag", tag,
+                   "--json", check=check)
+
+
 def test_widgets_without_frontend_fail_the_build_untagged(
-        base_image: str, build_payload: Callable[..., CliResult]) -> None:
-    lab_has_no_widgets(base_image)
+        minimal_base_image: str) -> None:
+    lab_has_no_widgets(minimal_base_image)
     tag = f"widgets-drift:{TEST_TAG}"
     docker("rmi", tag, check=False)  # this test's own tag, from an earlier run
-    result = build_payload(PAYLOAD, tag, check=False)
+    result = build_on(minimal_base_image, PAYLOAD, tag, check=False)
     assert result.returncode == 1, result.stderr[-3000:]
     error = result.json["error"]
     match = MISSING.search(error)
@@ -69,13 +77,12 @@ def test_widgets_without_frontend_fail_the_build_untagged(
 
 
 def test_pairing_warn_builds_warns_and_the_contract_finds_it(
-        base_image: str, build_payload: Callable[..., CliResult],
-        tmp_path: Path) -> None:
+        minimal_base_image: str, tmp_path: Path) -> None:
     payload = shutil.copytree(PAYLOAD, tmp_path / "widgets-drift")
     with (payload / "payload.yaml").open("a") as f:
         f.write("lab: {pairing: warn}\n")
     tag = f"widgets-drift-warn:{TEST_TAG}"
-    result = build_payload(payload, tag)
+    result = build_on(minimal_base_image, payload, tag)
     (warning,) = result.json["pairing"]["warnings"]
     assert MISSING.fullmatch(warning), warning
     assert result.json["pairing"]["mode"] == "warn"
