@@ -21,6 +21,7 @@ import pytest
 from nubladobuild.contract.browser import find_chromium
 from tests.conftest import TEST_TAG, require
 from tests.integration.conftest import (
+    NO_WIDGETS,
     NOT_LEGACY,
     OWN_SHELL,
     PAYLOADS,
@@ -76,11 +77,12 @@ def test_sciplat_lab_meets_contract(sciplat_image: str, chromium: str,
                                     tmp_path: Path,
                                     contract: Callable[..., dict[str, Any]]) -> None:
     summary = contract(sciplat_image, SCIPLAT, tmp_path)
-    # Base, payload (incl. the browser check), the 6 compat checks and the
-    # payload's 7 tests; only the default-PATH terminal check is skipped
-    # (sciplat-lab brings its own shell setup).
-    assert_contract(summary, kernel="lsst", payload_tests=7, skipped=(OWN_SHELL,),
-                    compat=True)
+    # Base, payload (incl. the launcher browser check), the 6 compat checks
+    # and the payload's 7 tests; skipped: the default-PATH terminal check
+    # (sciplat-lab brings its own shell setup) and the widget checks (no
+    # ipywidgets in the stack).
+    assert_contract(summary, kernel="lsst", payload_tests=7,
+                    skipped=(OWN_SHELL, *NO_WIDGETS), compat=True)
     assert summary["passed"] == 20 + 16 + 6 + 7
     assert _labels(sciplat_image)["io.nublado.compat"] == "nublado-legacy"
 
@@ -89,10 +91,10 @@ def test_spherex_lab_meets_contract(spherex_image: str, chromium: str,
                                     tmp_path: Path,
                                     contract: Callable[..., dict[str, Any]]) -> None:
     summary = contract(spherex_image, SPHEREX, tmp_path)
-    # Explicit compat links, no nublado-legacy profile: only the
-    # legacy-paths check is skipped.
+    # Explicit compat links, no nublado-legacy profile: the legacy-paths
+    # check is skipped, and the widget checks (no ipywidgets).
     assert_contract(summary, kernel="spherex", payload_tests=6,
-                    skipped=(NOT_LEGACY,), compat=True)
+                    skipped=(NOT_LEGACY, *NO_WIDGETS), compat=True)
     assert summary["passed"] == 20 + 17 + 5 + 6
     assert _labels(spherex_image)["io.nublado.compat"] == "explicit"
 
