@@ -12,6 +12,16 @@ def test_scientific_stack_imports(host):
     assert cmd.rc == 0, cmd.stderr
 
 
+def test_widget_packages_import(host):
+    # The kernel halves of widgets and interactive figures; the browser
+    # checks (payload/test_widgets.py) show them working with the lab's
+    # frontends. ipywidgets 8 pairs with the lab's jupyterlab_widgets 3.
+    cmd = host.run(f"{PYTHON} -c 'import ipywidgets, ipympl; "
+                   "print(ipywidgets.__version__)'")
+    assert cmd.rc == 0, cmd.stderr
+    assert cmd.stdout.strip().split(".")[0] == "8", cmd.stdout
+
+
 def test_payload_venv_owned_by_root(host):
     venv = host.file("/opt/payload/venv")
     assert venv.user == "root"
