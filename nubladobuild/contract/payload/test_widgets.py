@@ -178,7 +178,7 @@ def notebook(payload_packages: dict[str, str | None], image_info: ImageInfo,
     try:
         spec = lab_get(lab.base, f"/api/kernelspecs/{image_info.kernel}", lab_token)
         display_name = spec["spec"]["display_name"]
-        shot = artifacts_dir / f"widgets-{image_info.payload}-open.png"
+        shot = artifacts_dir / f"widgets-{image_info.payload}-open-failed.png"
         with Browser(chromium) as browser:
             start = time.monotonic()
             with browser.step(f"open a notebook with {display_name!r}", shot) as page:
