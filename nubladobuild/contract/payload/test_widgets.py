@@ -9,7 +9,8 @@ cells in it, as a user would:
   the next cell), and a value set in the kernel moves the slider: a comm
   round trip across the two Pythons;
 - an ipympl figure (``%matplotlib widget``) renders as a canvas with the
-  plotted line drawn on it.
+  plotted line drawn on it (without the lab's ipympl frontend, ipympl
+  falls back to a static PNG: that fails the check).
 
 No output may say "Error displaying widget" or "Model not found" (what
 JupyterLab shows when the lab's frontend and the payload's kernel half
@@ -58,6 +59,9 @@ for name in {_PACKAGES!r}:
         found[name] = None
 print(json.dumps(found))
 """
+#: Where a widget frontend comes from, for failure messages.
+_FRONTEND_HINT = ("belongs in the lab venv: the base's standard profile, or the "
+                  "payload's lab.extensions")
 #: matplotlib's first colour ("C0", #1f77b4), the plotted line's.
 _LINE_RGB = (31, 119, 180)
 #: How many of a canvas's pixels have the line's colour (0 when none).
@@ -228,8 +232,10 @@ def test_browser_widget_slider_round_trip(
         try:
             slider.wait_for(timeout=60_000)
         except PlaywrightError as exc:
-            raise AssertionError(f"no slider rendered; the output says: "
-                                 f"{nb.output(cell)!r}") from exc
+            raise AssertionError(
+                f"no slider rendered; the output says: {nb.output(cell)!r} (a "
+                f"text fallback means the lab has no widget frontend: "
+                f"jupyterlab_widgets {_FRONTEND_HINT})") from exc
         readout = slider.locator(".widget-readout")
         expect(readout).to_have_text("7")
         nb.shot("slider")
@@ -280,8 +286,11 @@ def test_browser_ipympl_figure(
         try:
             figure.wait_for(timeout=60_000)
         except PlaywrightError as exc:
-            raise AssertionError(f"no ipympl figure rendered; the output says: "
-                                 f"{nb.output(cell)!r}") from exc
+            raise AssertionError(
+                f"no ipympl figure rendered; the output says: {nb.output(cell)!r} "
+                f"(a text or static PNG fallback means the lab has no ipympl "
+                f"frontend: ipympl "
+                f"{_FRONTEND_HINT})") from exc
         page.wait_for_function(_LINE_PIXELS, arg=[figure.element_handle(),
                                                    list(_LINE_RGB)],
                                timeout=60_000)
