@@ -26,6 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from nubladobuild.engine import find_build_client
+from nubladobuild.profiles import (
+    PROFILE_LABEL,
+    lock_name,
+    parse_lock,
+    profile_names,
+    profiles_dir,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = REPO / "benchmarks"
@@ -294,6 +301,31 @@ def bench_sizes(python_image: str, images: list[str]) -> dict[str, Any]:
     return result
 
 
+def bench_profiles(python_image: str) -> dict[str, Any]:
+    """Each base profile's size over the python image (JupyterHub 6 locks).
+
+    The run's base is one profile (its label says which); every other
+    profile is built here on the same python image, with the same options.
+    """
+    base_profile = inspect(BASE)["Config"]["Labels"][PROFILE_LABEL]
+    python_mb = size(python_image) / MB
+    out: dict[str, Any] = {}
+    for profile in profile_names():
+        tag, seconds = BASE, None
+        if profile != base_profile:
+            tag = f"{PREFIX}/base:{profile}"
+            seconds, _ = timed(nublado("base", "--profile", profile, "--tag", tag,
+                                       "--python-image", python_image,
+                                       "--ca-bundle", str(CA)))
+        lock = parse_lock((profiles_dir() / lock_name(profile, 6)).read_text())
+        out[profile] = {"image": tag, "build_s": seconds, "packages": len(lock),
+                        "base_mb": size(tag) / MB,
+                        "over_python_mb": size(tag) / MB - python_mb}
+        log(f"profile {profile}: {len(lock)} packages, "
+            f"{out[profile]['over_python_mb']:.0f} MB over the python image")
+    return out
+
+
 def bench_kernel(reps: int) -> dict[str, Any]:
     name = f"nb-bench-kernel-{uuid.uuid4().hex[:8]}"
     labels = inspect(NB_TAG)["Config"]["Labels"]
@@ -394,6 +426,9 @@ def table(r: dict[str, Any]) -> str:
          f"{s['ratio']:.2f}", ""),
         ("JupyterLab layer over python image", f"{z['lab_over_python_mb']:.0f} MB",
          "", "< 300 MB"),
+        *((f"  base profile {name} ({p['packages']} packages) over python image",
+           f"{p['over_python_mb']:.0f} MB", "", "")
+          for name, p in r["profiles"].items()),
         *((f"  payload {i.split('/')[-1]} over base", f"{mb:.0f} MB", "", "")
           for i, mb in z["payload_over_base_mb"].items()),
         ("  hand Dockerfile image over base", f"{z['baseline_over_base_mb']:.0f} MB",
@@ -456,6 +491,7 @@ def main() -> int:
             results["sizes"] = bench_sizes(args.python_image,
                                            [NB_TAG, UV_TAG,
                                             *results["sharing"]["images"][1:]])
+            results["profiles"] = bench_profiles(args.python_image)
             results["kernel"] = bench_kernel(args.kernel_reps)
             results["lab"] = bench_lab_ready(3)
             if args.hub_reps:
@@ -464,6 +500,7 @@ def main() -> int:
                 results["hub"] = bench_hub(NB_TAG, args.hub_reps)
     finally:
         for image in [BASELINE_TAG, NB_TAG, UV_TAG, ADD_TAG, BASE,
+                      *(f"{PREFIX}/base:{p}" for p in profile_names()),
                       *(f"{PREFIX}/{n}:latest" for n in EXTRA_PAYLOADS)]:
             docker("rmi", image, check=False)
     results["goals"] = goals(results)

@@ -30,6 +30,12 @@ from nubladobuild.images import (
 )
 from nubladobuild.loader import load_payload
 from nubladobuild.plan import DEFAULT_BASE_IMAGE, check_base_reference, check_grants
+from nubladobuild.profiles import (
+    DEFAULT_PROFILE,
+    check_profile,
+    hub_majors,
+    profile_names,
+)
 from nubladobuild.secrets import host_secrets, mask_secrets
 from nubladobuild.tags import check_build_tags
 
@@ -208,9 +214,14 @@ def bootstrap_cmd(suite: str, mirror: str | None, tag: str | None,
 @click.option("--mirror", help="Debian mirror for the local stand-in.")
 @click.option("--apt", "extra_apt", default="", help="Extra Debian packages, "
               "space-separated (e.g. 'git less vim').")
-@click.option("--jupyterhub", "hub_major", type=click.Choice(["5", "6"]), default="6",
+@click.option("--profile", default=DEFAULT_PROFILE, show_default=True,
+              help="Base profile of the lab venv (base/profiles/NAME.in): "
+              f"{', '.join(profile_names())}.")
+@click.option("--jupyterhub", "hub_major",
+              type=click.Choice([str(major) for major in hub_majors()]), default="6",
               show_default=True, help="JupyterHub major version of the lab venv "
-              "(match the site's hub; each has its own hash lock in base/).")
+              "(match the site's hub; every profile has a hash lock for each, "
+              "base/profiles/PROFILE-hubN.txt).")
 @click.option("--minimal", is_flag=True, help="No terminal tools (git, less, "
               "editors, curl, ...): tini only.")
 @click.option("--user", "lab_user", default="lab", show_default=True,
@@ -226,7 +237,8 @@ def bootstrap_cmd(suite: str, mirror: str | None, tag: str | None,
 @secret_options
 @json_option
 def base(tags: tuple[str, ...], python_image: str, mirror: str | None,
-         extra_apt: str, hub_major: str, minimal: bool, lab_user: str, uid: int,
+         extra_apt: str, profile: str, hub_major: str, minimal: bool,
+         lab_user: str, uid: int,
          gid: int, lab_home: str, no_cache: bool, ca_bundle: Path | None,
          index_url: str | None, no_host_config: bool, as_json: bool) -> None:
     """Build the JupyterLab base image (nublado-jupyterlab-base)."""
@@ -238,8 +250,9 @@ def base(tags: tuple[str, ...], python_image: str, mirror: str | None,
             or "/./" in lab_home + "/":
         raise click.BadParameter("an absolute directory path such as /home/jovyan "
                                  "(letters, digits, . _ -)", param_hint="--home")
-    options = BaseOptions(jupyterhub=int(hub_major), minimal=minimal, user=lab_user,
-                          uid=uid, gid=gid, home=lab_home)
+    check_profile(profile)
+    options = BaseOptions(profile=profile, jupyterhub=int(hub_major), minimal=minimal,
+                          user=lab_user, uid=uid, gid=gid, home=lab_home)
     out = Output(as_json)
     secrets = host_secrets(ca_bundle, index_url, not no_host_config)
     image = resolve_python_image(python_image, mirror=mirror) \
@@ -250,11 +263,12 @@ def base(tags: tuple[str, ...], python_image: str, mirror: str | None,
                         no_cache=no_cache, options=options)
     out.result({"image_id": result.image_id, "tags": list(result.tags),
                 "python_image": image, "seconds": round(result.seconds, 1),
-                "jupyterhub": options.jupyterhub, "minimal": options.minimal,
+                "profile": options.profile, "jupyterhub": options.jupyterhub,
+                "minimal": options.minimal,
                 "user": options.user, "uid": options.uid, "gid": options.gid,
                 "home": options.home},
                f"built {', '.join(result.tags)} ({result.image_id[:19]}) on {image} "
-               f"in {result.seconds:.0f} s")
+               f"with profile {options.profile} in {result.seconds:.0f} s")
 
 
 @cli.command()

@@ -17,6 +17,7 @@ from nubladobuild.engine import inspect_image, pull_image
 from nubladobuild.errors import InputError
 from nubladobuild.loader import LoadedPayload
 from nubladobuild.plan import Plan, build_plan
+from nubladobuild.profiles import DEFAULT_PROFILE, check_profile, require_current
 from nubladobuild.refs import BadReference, parse_reference
 from nubladobuild.render import render
 from nubladobuild.resolve import Resolved, resolve
@@ -77,11 +78,13 @@ def resolve_python_image(choice: str, suite: str = "trixie",
 class BaseOptions:
     """Build options of the JupyterLab base (Dockerfile.base ARGs).
 
-    ``jupyterhub`` is the hub major version the lab venv is locked for;
-    ``minimal`` installs tini only, no terminal tools; the user, uid, gid
-    and home are the lab user's.
+    ``profile`` is the base profile the lab venv comes from
+    (``base/profiles/``, see :mod:`nubladobuild.profiles`); ``jupyterhub``
+    is the hub major version its lock is for; ``minimal`` installs tini
+    only, no terminal tools; the user, uid, gid and home are the lab user's.
     """
 
+    profile: str = DEFAULT_PROFILE
     jupyterhub: int = 6
     minimal: bool = False
     user: str = "lab"
@@ -91,7 +94,8 @@ class BaseOptions:
 
     def build_args(self) -> dict[str, str]:
         """Return the Dockerfile.base build arguments."""
-        return {"JUPYTERHUB_MAJOR": str(self.jupyterhub),
+        return {"LAB_PROFILE": self.profile,
+                "JUPYTERHUB_MAJOR": str(self.jupyterhub),
                 "TOOLS": "minimal" if self.minimal else "default",
                 "LAB_USER": self.user, "LAB_UID": str(self.uid),
                 "LAB_GID": str(self.gid), "LAB_HOME": self.home}
@@ -101,12 +105,23 @@ def build_base(*, python_image: str, tags: list[str], secrets: BuildSecrets,
                sink: LineSink | None, extra_apt: str = "",
                no_cache: bool = False,
                options: BaseOptions | None = None) -> BuildResult:
-    """Build nublado-jupyterlab-base from Dockerfile.base and base/."""
+    """Build nublado-jupyterlab-base from Dockerfile.base and base/.
+
+    Raises
+    ------
+    InputError
+        The options name a profile that does not exist.
+    LockOutdated
+        The profile's lock for the hub major is missing or not current.
+    """
     root = data_root()
+    options = options or BaseOptions()
+    check_profile(options.profile)
+    require_current(options.profile, options.jupyterhub)
     return run_build(
         what="base image", context=root, dockerfile=root / "Dockerfile.base",
         build_args={"BASE_IMAGE": python_image, "EXTRA_APT_PACKAGES": extra_apt,
-                    **(options or BaseOptions()).build_args()},
+                    **options.build_args()},
         tags=tags, secrets=secrets, sink=sink, no_cache=no_cache)
 
 

@@ -25,6 +25,8 @@ from tests.conftest import TEST_TAG, require
 REPO = Path(__file__).resolve().parents[2]
 PAYLOADS = REPO / "payloads"
 BASE_TAG = f"nublado-jupyterlab-base:{TEST_TAG}"
+#: The base built with ``--profile minimal`` (no widget or plot frontends).
+MINIMAL_BASE_TAG = f"nublado-jupyterlab-base:{TEST_TAG}-minimal"
 
 
 @dataclass
@@ -77,6 +79,19 @@ def base_image(engine: None) -> str:
     result = run_cli("base", "--tag", BASE_TAG, "--json")
     assert result.json["ok"]
     return BASE_TAG
+
+
+@pytest.fixture(scope="session")
+def minimal_base_image(engine: None) -> str:
+    """Build the base with the ``minimal`` profile once per run; return its tag.
+
+    The only other base build of a run besides ``base_image`` (it shares
+    every layer but the lab venv's with it).
+    """
+    result = run_cli("base", "--profile", "minimal", "--tag", MINIMAL_BASE_TAG,
+                     "--json")
+    assert result.json["ok"] and result.json["profile"] == "minimal"
+    return MINIMAL_BASE_TAG
 
 
 @pytest.fixture(scope="session")
