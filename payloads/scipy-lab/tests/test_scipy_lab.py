@@ -37,5 +37,11 @@ def test_kernel_computes_with_numpy(container, image_info, kernel_runner):
 
 
 def test_lab_python_cannot_import_payload(host):
+    # pandas is the payload's alone: the standard lab venv has numpy and
+    # matplotlib of its own (ipympl's and bokeh's frontends need them), but
+    # never the payload's site-packages on its path.
     lab_python = "/usr/local/share/jupyterlab/venv/bin/python"
-    assert host.run(f"{lab_python} -c 'import numpy'").rc != 0
+    assert host.run(f"{lab_python} -c 'import pandas'").rc != 0
+    path = host.run(f"{lab_python} -c 'import sys; print(sys.path)'")
+    assert path.rc == 0, path.stderr
+    assert "/opt/payload" not in path.stdout, path.stdout
