@@ -148,10 +148,13 @@ class Notebook:
         self.page.keyboard.press("Shift+Enter")
         expect(cell.locator(".jp-InputPrompt")).to_have_text(
             re.compile(r"^\s*\[\d+\]:\s*$"), timeout=timeout * 1000)
-        errors = cell.locator(".jp-OutputArea-output"
+        # Errors and stderr share a mime type; a warning on stderr (a font
+        # cache being built) is no failure, a traceback is.
+        stderr = cell.locator(".jp-OutputArea-output"
                               "[data-mime-type='application/vnd.jupyter.stderr']")
-        if errors.count():
-            raise AssertionError(f"cell {code!r} failed: {errors.first.inner_text()}")
+        for text in stderr.all_inner_texts():
+            if "Traceback" in text:
+                raise AssertionError(f"cell {code!r} failed: {text[-2000:]}")
         return cell
 
     def output(self, cell: Locator) -> str:
