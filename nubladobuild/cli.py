@@ -369,6 +369,8 @@ def test_cmd(image: str, payload_dir: Path | None, junit_xml: Path | None,
               help="Tag of the base image built first.")
 @click.option("--python-image", default="auto", show_default=True,
               help="Python image the base builds on (see `base`).")
+@click.option("--profile", default=DEFAULT_PROFILE, show_default=True,
+              help="Base profile of the lab venv (see `base`).")
 @click.option("--keep-going", is_flag=True, help="Build the other payloads when "
               "one fails; exit 1 at the end.")
 @conda_channel_option
@@ -376,7 +378,8 @@ def test_cmd(image: str, payload_dir: Path | None, junit_xml: Path | None,
 @secret_options
 @json_option
 def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
-              python_image: str, keep_going: bool, conda_channels: tuple[str, ...],
+              python_image: str, profile: str, keep_going: bool,
+              conda_channels: tuple[str, ...],
               allow_secrets: tuple[str, ...], ca_bundle: Path | None,
               index_url: str | None, no_host_config: bool, as_json: bool) -> None:
     """Build the base, then every payload on it, in order."""
@@ -387,12 +390,14 @@ def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
                          "directories or --payloads DIR.")
     # Every input error before any build.
     check_tags([base_tag])
+    check_profile(profile)
     plans = [plan_payload(load_payload(directory), base_tag) for directory in dirs]
     for plan in plans:
         check_grants(plan, allow_secrets)
     secrets = host_secrets(ca_bundle, index_url, not no_host_config)
     base_result = build_base(python_image=resolve_python_image(python_image),
-                             tags=[base_tag], secrets=secrets, sink=out.sink)
+                             tags=[base_tag], secrets=secrets, sink=out.sink,
+                             options=BaseOptions(profile=profile))
     built: list[dict[str, Any]] = []
     failed: list[str] = []
     for plan in plans:
@@ -410,7 +415,7 @@ def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
         built.append({"payload": result.plan.name,
                       "tags": list(result.result.tags),
                       "seconds": round(result.result.seconds, 1)})
-    out.result({"base": {"tags": list(base_result.tags),
+    out.result({"base": {"tags": list(base_result.tags), "profile": profile,
                          "seconds": round(base_result.seconds, 1)},
                 "payloads": built, "failed": failed},
                "\n".join([f"base {base_tag}: {base_result.seconds:.0f} s"]

@@ -40,6 +40,8 @@ _INCLUDE = re.compile(r"^(-r|--requirement)\s*=?\s*(\S+)$")
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+?)\s*(\\)?$")
 _HASH = re.compile(r"^--hash=sha256:[0-9a-f]{64}\s*(\\)?$")
 _COMMAND = re.compile(r"^#\s+(pip-compile\s.*)$")
+#: A "# via -r FILE.in" annotation (one line, or one line of a "# via" list).
+_VIA_INPUT = re.compile(r"^\s+#\s+(via\s+)?-r\s+\S+\.in\s*$")
 
 
 def profiles_dir() -> Path:
@@ -141,8 +143,8 @@ class Lock:
 
         Checked without the network: the lock exists, its pip-compile
         command names exactly its inputs and output (and hashes, wheels
-        only), every pin carries sha256 hashes, and every top-level name of
-        the inputs is pinned.
+        only), every pin carries sha256 hashes, every top-level name of the
+        inputs is pinned, and no pin is there for an input that dropped it.
         """
         if not self.path.is_file():
             return [f"{self.path}: missing"]
@@ -172,7 +174,24 @@ class Lock:
         if missing:
             problems.append(f"{self.path}: does not pin {', '.join(missing)} "
                             "(asked for by its inputs)")
+        dropped = sorted(_asked_for(text) - wanted)
+        if dropped:
+            problems.append(f"{self.path}: pins {', '.join(dropped)} for an input "
+                            "that no longer asks for it")
         return problems
+
+
+def _asked_for(text: str) -> set[str]:
+    """Return the pins whose ``# via`` annotation names an ``.in`` file."""
+    asked: set[str] = set()
+    current = ""
+    for line in text.splitlines():
+        pin = _PIN.match(line.strip())
+        if pin:
+            current = canonical(pin.group(1))
+        elif current and _VIA_INPUT.search(line):
+            asked.add(current)
+    return asked
 
 
 def _unhashed(path: Path, text: str) -> list[str]:

@@ -7,9 +7,11 @@ from the image's labels and reported in the summary (``suites``):
 ``base/``
     What nublado-jupyterlab-base guarantees: non-root user, the lab venv and
     runlab, a lab tree nobody can write, the versions-installed manifests,
-    no kernelspec from the lab venv, the terminal sentinel hook, and the lab
-    server started by the image's own command (as its user, and as an
-    arbitrary UID on a read-only root) answering ``/api`` from the lab venv.
+    the base profile recorded (label, ``profile/name``) and every package of
+    its lock installed at the locked version, no kernelspec from the lab
+    venv, the terminal sentinel hook, and the lab server started by the
+    image's own command (as its user, and as an arbitrary UID on a read-only
+    root) answering ``/api`` from the lab venv.
     Runs on every image; alone on a base image (no ``io.nublado.payload.*``
     labels).
 ``payload/``

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import TEST_TAG
 from tests.integration.conftest import (
+    BASE_PASSED,
     PAYLOADS,
     CliResult,
     assert_contract,
@@ -38,7 +39,7 @@ def test_scipy_lab_meets_contract(scipy_image: str, tmp_path: Path,
     # ipywidgets and ipympl: nothing is skipped, the widget browser checks
     # run.
     assert_contract(summary, kernel="scipy", payload_tests=5)
-    assert summary["passed"] == 20 + 19 + 5
+    assert summary["passed"] == BASE_PASSED + 19 + 5
 
 
 def test_base_image_meets_base_contract(base_image: str, tmp_path: Path,
@@ -47,7 +48,7 @@ def test_base_image_meets_base_contract(base_image: str, tmp_path: Path,
     """``nublado-build test BASE`` runs the base suite only, and it passes."""
     summary = contract(base_image, None, tmp_path)
     assert_contract(summary, kernel=None)
-    assert summary["passed"] == 20
+    assert summary["passed"] == BASE_PASSED
     assert summary["skipped"] == 0
     assert all(t.startswith("base/") for t in summary["passed_tests"])
 

@@ -21,6 +21,7 @@ import pytest
 from nubladobuild.contract.browser import find_chromium
 from tests.conftest import TEST_TAG, require
 from tests.integration.conftest import (
+    BASE_PASSED,
     NO_WIDGETS,
     NOT_LEGACY,
     OWN_SHELL,
@@ -83,7 +84,7 @@ def test_sciplat_lab_meets_contract(sciplat_image: str, chromium: str,
     # ipywidgets in the stack).
     assert_contract(summary, kernel="lsst", payload_tests=7,
                     skipped=(OWN_SHELL, *NO_WIDGETS), compat=True)
-    assert summary["passed"] == 20 + 16 + 6 + 7
+    assert summary["passed"] == BASE_PASSED + 16 + 6 + 7
     assert _labels(sciplat_image)["io.nublado.compat"] == "nublado-legacy"
 
 
@@ -95,7 +96,7 @@ def test_spherex_lab_meets_contract(spherex_image: str, chromium: str,
     # check is skipped, and the widget checks (no ipywidgets).
     assert_contract(summary, kernel="spherex", payload_tests=6,
                     skipped=(NOT_LEGACY, *NO_WIDGETS), compat=True)
-    assert summary["passed"] == 20 + 17 + 5 + 6
+    assert summary["passed"] == BASE_PASSED + 17 + 5 + 6
     assert _labels(spherex_image)["io.nublado.compat"] == "explicit"
 
 

@@ -98,8 +98,9 @@ def _profile_dir(tmp_path: Path, lock: str, inputs: str = "hub/6.in p.in") -> Pa
 
 
 GOOD_LOCK = (f"ipympl==0.10.0 \\\n{HASH}\n    # via -r p.in\n"
-             f"jupyterhub==6.1.1 \\\n{HASH} \\\n{HASH}\n"
-             f"jupyterlab==4.6.6 \\\n{HASH}\n")
+             f"jupyterhub==6.1.1 \\\n{HASH} \\\n{HASH}\n    # via -r hub/6.in\n"
+             f"jupyterlab==4.6.6 \\\n{HASH}\n    # via\n    #   -r base.in\n"
+             "    #   ipympl\n")
 
 
 def test_a_current_lock_has_no_problems(tmp_path: Path) -> None:
@@ -117,6 +118,9 @@ def test_a_current_lock_has_no_problems(tmp_path: Path) -> None:
      "p-hub6.txt: does not pin ipympl (asked for by its inputs)"),
     (GOOD_LOCK.replace("jupyterlab==4.6.6 \\\n" + HASH + "\n", ""), "hub/6.in p.in",
      "p-hub6.txt: does not pin jupyterlab (asked for by its inputs)"),
+    (GOOD_LOCK + f"nbdime==4.0.4 \\\n{HASH}\n    # via\n    #   -r p.in\n    #   x\n",
+     "hub/6.in p.in",
+     "p-hub6.txt: pins nbdime for an input that no longer asks for it"),
     (GOOD_LOCK, "hub/5.in p.in",
      "p-hub6.txt: compiled from hub/5.in p.in into p-hub6.txt, not from "
      "p.in hub/6.in into p-hub6.txt"),
@@ -148,6 +152,13 @@ def test_cli_unknown_profile_exits_2_with_the_list(name: str) -> None:
     proc = cli("base", "--profile", name)
     assert proc.returncode == 2, proc.stderr
     assert f"--profile {name!r}: no such base profile" in proc.stderr
+    assert "Profiles: minimal, standard." in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_build_all_checks_the_profile_before_building() -> None:
+    proc = cli("build-all", "--profile", "fancy")
+    assert proc.returncode == 2, proc.stderr
     assert "Profiles: minimal, standard." in proc.stderr
     assert "Traceback" not in proc.stderr
 

@@ -16,6 +16,14 @@ from nubladobuild.contract.plugin import (
     Container,
     ImageInfo,
 )
+from nubladobuild.profiles import (
+    IMAGE_LOCK_NAME,
+    IMAGE_NAME_FILE,
+    IMAGE_PROFILE_DIR,
+    PROFILE_LABEL,
+    parse_lock,
+)
+from nubladobuild.requirements import canonical
 
 SENTINEL = {"RUNNING_INSIDE_JUPYTERLAB": "TRUE"}
 SHELL_HOOK = "/etc/profile.d/zz-nublado-payload.sh"
@@ -24,6 +32,7 @@ PROBE_SHELL_FILE = f"{LAB_ROOT}/shell.d/99-contract-probe.sh"
 #: Paths the lab user must not be able to change.
 LAB_TREE = (f"{LAB_ROOT}/venv", f"{LAB_ROOT}/venv/bin", f"{LAB_ROOT}/venv/lib",
             f"{LAB_ROOT}/runlab", f"{LAB_ROOT}/build", f"{LAB_ROOT}/shell.d",
+            IMAGE_PROFILE_DIR, f"{IMAGE_PROFILE_DIR}/{IMAGE_LOCK_NAME}",
             "/usr/local/etc/jupyter", "/usr/local/share/jupyter/kernels",
             SHELL_HOOK)
 
@@ -75,6 +84,26 @@ def test_versions_installed_manifests(host: Any) -> None:
     assert "jupyter_server==" in lab.content_string.replace("-", "_")
     python = host.file(f"{manifests}/base-python.txt")
     assert python.is_file and python.content_string.startswith("Python 3.")
+
+
+def test_lab_venv_is_its_profile_lock(host: Any, image_info: ImageInfo) -> None:
+    """The base records its profile, and the lab venv holds what it locked.
+
+    Every package of the recorded lock is installed at the locked version
+    (a payload's sanctioned lab additions may come on top, never change one).
+    """
+    profile = host.file(f"{IMAGE_PROFILE_DIR}/{IMAGE_NAME_FILE}").content_string.strip()
+    assert profile, f"{IMAGE_PROFILE_DIR}/{IMAGE_NAME_FILE} is missing or empty"
+    assert image_info.labels.get(PROFILE_LABEL) == profile, image_info.labels
+    lock_file = host.file(f"{IMAGE_PROFILE_DIR}/{IMAGE_LOCK_NAME}")
+    lock = parse_lock(lock_file.content_string)
+    assert {"jupyterlab", "jupyterhub"} <= lock.keys(), sorted(lock)
+    listing = host.check_output(f"{LAB_ROOT}/build/list-packages {LAB_PYTHON}")
+    installed = {canonical(name): version for name, version in
+                 (line.split("==", 1) for line in listing.splitlines())}
+    differ = {name: (version, installed.get(name)) for name, version in lock.items()
+              if installed.get(name) != version}
+    assert differ == {}, f"lock version, installed version: {differ}"
 
 
 def _kernelspecs(host: Any) -> dict[str, Any]:
