@@ -18,7 +18,10 @@ from the image's labels and reported in the summary (``suites``):
     What a payload adds: its labels, manifest, one kernelspec check per
     kernel and one wrapper check per wrapper script (none: one skipped case,
     by name), kernels from the payload's Python, the terminal setup, the lab
-    offering and starting the payload kernel, a real browser's launcher.
+    offering and starting the payload kernel, and in a real browser
+    (Playwright driving the system's Chromium): the launcher, and, when the
+    payload kernel has ipywidgets / ipympl, a slider whose value crosses
+    between page and kernel and an interactive figure.
 ``compat/``
     Images with an ``io.nublado.compat`` label: the links resolve, the
     legacy paths, the old controller's start.

@@ -1,37 +1,38 @@
-"""A small headless-Chromium driver over the DevTools protocol (CDP).
+"""Headless Chromium for the contract's browser checks, driven by Playwright.
 
-Only what the contract's browser check needs: open a page, evaluate
-JavaScript until a condition holds, take a screenshot. Chromium comes from
-the system (Debian's ``chromium`` package); nothing is downloaded. The
-protocol runs over a websocket (``websocket-client``).
+Playwright (its sync API) drives the system's Chromium (Debian's
+``chromium`` package) through ``executable_path``: no browser is
+downloaded and ``playwright install`` is never needed. Playwright's own
+errors (a selector that never appears, a page that does not load) become a
+:class:`BrowserError` with a screenshot and the page's console, so a browser
+check fails as a :class:`~nubladobuild.errors.TestFailed`.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import os
 import shutil
-import signal
-import subprocess
-import tempfile
-import time
-import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+
+from playwright.sync_api import Browser as PlaywrightBrowser
+from playwright.sync_api import ConsoleMessage, Page, Playwright, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from nubladobuild.errors import TestFailed
 
 #: Executables tried in order (``NUBLADO_CHROMIUM`` first when set).
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 #: Flags that work in containers and CI: no sandbox (root), no GPU, no
-#: background traffic, a fresh profile.
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio")
+#: background traffic (no component or update downloads).
+FLAGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
+         "--mute-audio")
+#: Console messages kept for failure reports.
+_CONSOLE_KEPT = 200
 
 
 class BrowserError(TestFailed):
@@ -51,29 +52,32 @@ def find_chromium() -> str | None:
 
 
 class Browser:
-    """A headless Chromium with one page, driven through CDP.
+    """A headless Chromium with one page, driven by Playwright.
 
-    Use as a context manager; the browser and its profile are removed on
-    exit.
+    Use as a context manager; the browser, its driver and its profile go
+    on exit.
 
     Parameters
     ----------
     executable
-        The Chromium binary.
+        The Chromium binary (see :func:`find_chromium`).
     width, height
-        The window size (and so the screenshot size).
+        The viewport size (and so the screenshot size).
+    timeout
+        Seconds any single Playwright action or wait may take unless it
+        says otherwise.
+
     """
 
-    def __init__(self, executable: str, width: int = 1400, height: int = 900) -> None:
+    def __init__(self, executable: str, width: int = 1400, height: int = 900,
+                 timeout: float = 60) -> None:
         self.executable = executable
         self.size = (width, height)
-        # Chromium's helper processes may still write to the profile while
-        # it is removed: a leftover file is no reason to fail a check.
-        self._profile = tempfile.TemporaryDirectory(prefix="nublado-chromium-",
-                                                    ignore_cleanup_errors=True)
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._ws: Any = None
-        self._next_id = 0
+        self.timeout = timeout
+        self.console: list[str] = []
+        self._playwright: Playwright | None = None
+        self._browser: PlaywrightBrowser | None = None
+        self._page: Page | None = None
 
     def __enter__(self) -> Browser:
         self.start()
@@ -83,118 +87,113 @@ class Browser:
                  traceback: TracebackType | None) -> None:
         self.close()
 
-    def start(self, timeout: float = 60) -> None:
-        """Start Chromium and connect to its first page."""
-        import websocket  # websocket-client
-
-        profile = Path(self._profile.name)
-        argv = [self.executable, *FLAGS, f"--user-data-dir={profile}",
-                "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
-                f"--window-size={self.size[0]},{self.size[1]}", "about:blank"]
-        log = (profile / "chromium.log").open("wb")
-        self._proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + timeout
-        while not port_file.is_file() or not port_file.read_text().strip():
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                raise BrowserError(f"chromium did not start: {self.log_tail()}")
-            time.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        page_ws = ""
-        while not page_ws:
-            with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/json/list", timeout=5) as resp:
-                targets = json.loads(resp.read())
-            page_ws = next((t["webSocketDebuggerUrl"] for t in targets
-                            if t.get("type") == "page"), "")
-            if not page_ws:
-                if time.monotonic() > deadline:
-                    raise BrowserError("chromium has no page target")
-                time.sleep(0.2)
-        self._ws = websocket.create_connection(page_ws, timeout=30,
-                                               suppress_origin=True)
-        self.call("Page.enable")
-        self.call("Runtime.enable")
-
-    def log_tail(self, chars: int = 2000) -> str:
-        """Return the end of Chromium's own output."""
-        path = Path(self._profile.name) / "chromium.log"
-        return path.read_text(errors="replace")[-chars:] if path.is_file() else ""
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        """Send one CDP command and return its result (events are skipped)."""
-        if self._ws is None:
-            raise BrowserError("browser not started")
-        self._next_id += 1
-        ident = self._next_id
-        self._ws.send(json.dumps({"id": ident, "method": method, "params": params}))
-        while True:
-            message = json.loads(self._ws.recv())
-            if message.get("id") != ident:
-                continue
-            if "error" in message:
-                raise BrowserError(f"{method}: {message['error']}")
-            result: dict[str, Any] = message.get("result", {})
-            return result
-
-    def navigate(self, url: str) -> None:
-        """Open ``url`` in the page."""
-        result = self.call("Page.navigate", url=url)
-        if result.get("errorText"):
-            raise BrowserError(f"cannot open {url}: {result['errorText']}")
-
-    def evaluate(self, expression: str) -> Any:
-        """Evaluate JavaScript in the page and return its (JSON) value."""
-        result = self.call("Runtime.evaluate", expression=expression,
-                           returnByValue=True, awaitPromise=True)
-        if "exceptionDetails" in result:
-            raise BrowserError(f"script failed: {result['exceptionDetails']}")
-        return result.get("result", {}).get("value")
-
-    def wait_for(self, expression: str, timeout: float = 90,
-                 interval: float = 0.5) -> Any:
-        """Evaluate ``expression`` until it is truthy; return its value.
+    def start(self) -> None:
+        """Start Chromium and open its page.
 
         Raises
         ------
-        TimeoutError
-            When it stays falsy for ``timeout`` seconds.
+        BrowserError
+            When Playwright's driver or Chromium does not start.
 
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            value = self.evaluate(expression)
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"after {timeout} s still false: {expression}")
-            time.sleep(interval)
+        try:
+            self._playwright = sync_playwright().start()
+            self._browser = self._playwright.chromium.launch(
+                executable_path=self.executable, headless=True, args=list(FLAGS),
+                timeout=self.timeout * 1000)
+            context = self._browser.new_context(
+                viewport={"width": self.size[0], "height": self.size[1]})
+            context.set_default_timeout(self.timeout * 1000)
+            self._page = context.new_page()
+        except PlaywrightError as exc:
+            self.close()
+            raise BrowserError(f"chromium ({self.executable}) did not start under "
+                               f"Playwright: {_first_lines(exc)}") from exc
+        self._page.on("console", self._keep_console)
+        self._page.on("pageerror", lambda exc: self._keep(f"pageerror: {exc}"))
+
+    def _keep_console(self, message: ConsoleMessage) -> None:
+        self._keep(f"{message.type}: {message.text}")
+
+    def _keep(self, line: str) -> None:
+        self.console.append(line)
+        del self.console[:-_CONSOLE_KEPT]
+
+    @property
+    def page(self) -> Page:
+        """Return the page (raises BrowserError before :meth:`start`)."""
+        if self._page is None:
+            raise BrowserError("browser not started")
+        return self._page
+
+    @property
+    def version(self) -> str:
+        """Return Chromium's version."""
+        if self._browser is None:
+            raise BrowserError("browser not started")
+        return self._browser.version
+
+    def console_tail(self, lines: int = 15) -> str:
+        """Return the page's last console messages, one a line."""
+        return "\n".join(self.console[-lines:])
 
     def screenshot(self, path: Path) -> Path:
-        """Save a PNG screenshot of the page to ``path``."""
-        data = self.call("Page.captureScreenshot", format="png")["data"]
+        """Save a PNG screenshot of the page's viewport to ``path``."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(data))
+        try:
+            self.page.screenshot(path=str(path))
+        except PlaywrightError as exc:
+            raise BrowserError(f"no screenshot {path}: {_first_lines(exc)}") from exc
         return path
 
+    @contextlib.contextmanager
+    def step(self, what: str, shot: Path) -> Iterator[Page]:
+        """Run a part of a check; a Playwright error or failed assertion fails it.
+
+        Parameters
+        ----------
+        what
+            What the part does, for the message (``"open the launcher"``).
+        shot
+            Where to save the screenshot taken when it fails.
+
+        Yields
+        ------
+        Page
+            The page.
+
+        Raises
+        ------
+        BrowserError
+            When Playwright raises (a timeout included) or an assertion
+            (Playwright's ``expect`` too) fails: the message says what
+            failed, names the screenshot and ends with the page's console.
+
+        """
+        try:
+            yield self.page
+        except (PlaywrightError, AssertionError) as exc:
+            saved = ""
+            with contextlib.suppress(BrowserError):
+                saved = f"; screenshot {self.screenshot(shot)}"
+            raise BrowserError(f"browser check could not {what}: {_first_lines(exc)}"
+                               f"{saved}; page console:\n{self.console_tail()}"
+                               ) from exc
+
     def close(self) -> None:
-        """Stop Chromium and remove its profile."""
-        if self._ws is not None:
-            try:
-                self._ws.close()
-            except OSError:
-                pass
-            self._ws = None
-        if self._proc is not None:
-            # Stop the whole process group: renderer and helper processes too.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._proc.pid, signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self._proc.pid, signal.SIGKILL)
-                self._proc.wait()
-            self._proc = None
-        self._profile.cleanup()
+        """Stop Chromium and Playwright's driver."""
+        if self._browser is not None:
+            with contextlib.suppress(PlaywrightError):
+                self._browser.close()
+            self._browser = None
+        if self._playwright is not None:
+            with contextlib.suppress(PlaywrightError):
+                self._playwright.stop()
+            self._playwright = None
+        self._page = None
+
+
+def _first_lines(exc: BaseException, lines: int = 6) -> str:
+    """Return the start of Playwright's (often long) message."""
+    text = str(exc).strip().splitlines()
+    return "\n".join(text[:lines])

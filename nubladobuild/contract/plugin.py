@@ -29,6 +29,7 @@ import pytest
 import testinfra.host
 from testinfra.backend.docker import DockerBackend
 
+from nubladobuild.contract.browser import find_chromium
 from nubladobuild.engine import docker_cli
 
 LAB_ROOT = "/usr/local/share/jupyterlab"
@@ -62,6 +63,9 @@ NO_SUCH_KERNEL_LOG = (r"\] No such kernel named python3$",
                       r"\] 500 POST /api/kernels ")
 #: The lab modes every lab check runs in: how the controller starts labs.
 LAB_MODES = ("default-user", "arbitrary-uid-read-only")
+#: The old controller's lab start; the browser checks use it when the image
+#: has it (the compat profile nublado-legacy links it).
+LEGACY_START = "/opt/lsst/software/jupyterlab/runlab.sh"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -687,6 +691,24 @@ def server_process(box: Container, port: int = 8888) -> dict[str, Any]:
     pids = {p["pid"] for p in found}
     assert len(pids) == 1, f"expected one process listening on {port}: {found}"
     return found[0]
+
+
+def in_ci() -> bool:
+    """Return whether the contract runs under CI (``CI=true`` or 1)."""
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Return the Chromium executable; skip (fail under CI) when missing."""
+    path = find_chromium()
+    if path is None:
+        reason = ("no Chromium found (apt-get install chromium, or set "
+                  "NUBLADO_CHROMIUM)")
+        if in_ci():
+            pytest.fail(f"CI=true and {reason}")
+        pytest.skip(reason)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -114,10 +114,13 @@ def build_payload(base_image: str) -> Callable[..., CliResult]:
 BASE_PASSED = 21
 #: The payload suite on an image with one kernel, when nothing is skipped:
 #: 11 image checks (the pairing check among them), 3 lab checks in 2
-#: modes, 1 browser check.
-PAYLOAD_CASES = 18
+#: modes, 3 browser checks (launcher, slider, ipympl figure).
+PAYLOAD_CASES = 20
 #: Skipped when no kernel has a wrapper script.
 NO_WRAPPER = "payload/test_payload.py::test_kernel_wrappers_exec_the_kernel[no-wrapper]"
+#: Skipped when the payload kernel has no ipywidgets (and no ipympl).
+NO_WIDGETS = ("payload/test_widgets.py::test_browser_widget_slider_round_trip",
+              "payload/test_widgets.py::test_browser_ipympl_figure")
 #: Skipped when the payload brings its own shell setup.
 OWN_SHELL = "payload/test_payload.py::test_terminal_payload_python_first"
 #: The compat suite: 6 checks; this one only for the nublado-legacy profile.

@@ -35,9 +35,11 @@ def test_scipy_lab_meets_contract(scipy_image: str, tmp_path: Path,
                                   contract: Callable[..., dict[str, Any]]) -> None:
     summary = contract(scipy_image, SCIPY, tmp_path)
     # Base + payload suites (no compat label: no compat suite) + the
-    # payload's four tests; the kernel has a wrapper (setup lines).
-    assert_contract(summary, kernel="scipy", payload_tests=4)
-    assert summary["passed"] == BASE_PASSED + 18 + 4
+    # payload's five tests; the kernel has a wrapper (setup lines) and
+    # ipywidgets and ipympl: nothing is skipped, the widget browser checks
+    # run.
+    assert_contract(summary, kernel="scipy", payload_tests=5)
+    assert summary["passed"] == BASE_PASSED + 20 + 5
 
 
 def test_base_image_meets_base_contract(base_image: str, tmp_path: Path,

@@ -21,6 +21,7 @@ import pytest
 from nubladobuild.engine import find_build_client
 from tests.conftest import TEST_TAG, require
 from tests.integration.conftest import (
+    NO_WIDGETS,
     NO_WRAPPER,
     PAYLOADS,
     CliResult,
@@ -92,7 +93,8 @@ def test_conda_demo(conda_channel: str, base_image: str, tmp_path: Path,
                     contract: Callable[..., dict[str, Any]]) -> None:
     data = _build_and_check(build_payload, contract, base_image, "conda-demo",
                             tmp_path, "--conda-channel", conda_channel,
-                            kernel="conda-demo", payload_tests=5, skipped=())
+                            kernel="conda-demo", payload_tests=5,
+                            skipped=NO_WIDGETS)
     assert data["python"] == "/opt/conda/envs/demo/bin/python"
     # Only the prefix left the installing stage: no rattler venv in any layer.
     history = docker("history", "--no-trunc", f"conda-demo:{TEST_TAG}").stdout
@@ -142,14 +144,16 @@ def test_script_demo(base_image: str, tmp_path: Path,
                      contract: Callable[..., dict[str, Any]]) -> None:
     # The kernel runs the venv's Python directly: no wrapper to check.
     _build_and_check(build_payload, contract, base_image, "script-demo", tmp_path,
-                     kernel="script-demo", payload_tests=3, skipped=(NO_WRAPPER,))
+                     kernel="script-demo", payload_tests=3,
+                     skipped=(NO_WRAPPER, *NO_WIDGETS))
 
 
 def test_fragment_demo(base_image: str, tmp_path: Path,
                        build_payload: Callable[..., CliResult],
                        contract: Callable[..., dict[str, Any]]) -> None:
     _build_and_check(build_payload, contract, base_image, "fragment-demo", tmp_path,
-                     kernel="fragment-demo", payload_tests=3, skipped=(NO_WRAPPER,))
+                     kernel="fragment-demo", payload_tests=3,
+                     skipped=(NO_WRAPPER, *NO_WIDGETS))
 
 
 def test_transplant_demo(python_image: str, base_image: str, tmp_path: Path,
@@ -158,7 +162,7 @@ def test_transplant_demo(python_image: str, base_image: str, tmp_path: Path,
     build_source_image(PAYLOADS / "transplant-demo" / "source", TRANSPLANT_SOURCE)
     data = _build_and_check(build_payload, contract, base_image, "transplant-demo",
                             tmp_path, kernel="transplant-demo", payload_tests=2,
-                            skipped=(NO_WRAPPER,))
+                            skipped=(NO_WRAPPER, *NO_WIDGETS))
     assert data["python"] == "/opt/demo-venv/bin/python"
 
 

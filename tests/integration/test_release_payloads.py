@@ -22,6 +22,7 @@ from nubladobuild.contract.browser import find_chromium
 from tests.conftest import TEST_TAG, require
 from tests.integration.conftest import (
     BASE_PASSED,
+    NO_WIDGETS,
     NOT_LEGACY,
     OWN_SHELL,
     PAYLOADS,
@@ -77,11 +78,12 @@ def test_sciplat_lab_meets_contract(sciplat_image: str, chromium: str,
                                     tmp_path: Path,
                                     contract: Callable[..., dict[str, Any]]) -> None:
     summary = contract(sciplat_image, SCIPLAT, tmp_path)
-    # Base, payload (incl. the browser check), the 6 compat checks and the
-    # payload's 8 tests; only the default-PATH terminal check is skipped
-    # (sciplat-lab brings its own shell setup).
-    assert_contract(summary, kernel="lsst", payload_tests=8, skipped=(OWN_SHELL,),
-                    compat=True)
+    # Base, payload (incl. the launcher browser check), the 6 compat checks
+    # and the payload's 8 tests; skipped: the default-PATH terminal check
+    # (sciplat-lab brings its own shell setup) and the widget checks (no
+    # ipywidgets in the stack).
+    assert_contract(summary, kernel="lsst", payload_tests=8,
+                    skipped=(OWN_SHELL, *NO_WIDGETS), compat=True)
     assert summary["passed"] == BASE_PASSED + 17 + 6 + 8
     assert _labels(sciplat_image)["io.nublado.compat"] == "nublado-legacy"
     # The lab section: the spellchecker the real sciplat-lab adds to its lab.
@@ -93,10 +95,10 @@ def test_spherex_lab_meets_contract(spherex_image: str, chromium: str,
                                     tmp_path: Path,
                                     contract: Callable[..., dict[str, Any]]) -> None:
     summary = contract(spherex_image, SPHEREX, tmp_path)
-    # Explicit compat links, no nublado-legacy profile: only the
-    # legacy-paths check is skipped.
+    # Explicit compat links, no nublado-legacy profile: the legacy-paths
+    # check is skipped, and the widget checks (no ipywidgets).
     assert_contract(summary, kernel="spherex", payload_tests=6,
-                    skipped=(NOT_LEGACY,), compat=True)
+                    skipped=(NOT_LEGACY, *NO_WIDGETS), compat=True)
     assert summary["passed"] == BASE_PASSED + 18 + 5 + 6
     assert _labels(spherex_image)["io.nublado.compat"] == "explicit"
 

@@ -1,15 +1,15 @@
 """A real browser opens the running lab and finds the payload kernel.
 
-Headless Chromium (the system's ``chromium``) loads ``/lab?token=...``; the
-check passes when the launcher offers the payload kernel's display name. A
-screenshot of the page is saved as an artifact (``--nublado-artifacts``).
-Without Chromium the check is skipped, or fails under ``CI=true``.
+Headless Chromium (the system's ``chromium``, driven by Playwright) loads
+``/lab?token=...``; the check passes when the launcher offers the payload
+kernel's display name. A screenshot of the page is saved as an artifact
+(``--nublado-artifacts``). Without Chromium the check is skipped, or fails
+under ``CI=true``.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from nubladobuild.contract.browser import Browser, BrowserError, find_chromium
+from nubladobuild.contract.browser import Browser
 from nubladobuild.contract.plugin import (
     ARTIFACTS,
+    LEGACY_START,
     ImageInfo,
     Lab,
     finish_lab,
@@ -27,28 +28,8 @@ from nubladobuild.contract.plugin import (
     start_lab,
 )
 
-LEGACY_START = "/opt/lsst/software/jupyterlab/runlab.sh"
-LAUNCHER_LABELS = """(() => {
-  const labels = Array.from(document.querySelectorAll('.jp-LauncherCard-label'));
-  return labels.length ? labels.map(e => e.innerText.trim()) : null;
-})()"""
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    """Return the Chromium executable; skip (fail under CI) when missing."""
-    path = find_chromium()
-    if path is None:
-        reason = ("no Chromium found (apt-get install chromium, or set "
-                  "NUBLADO_CHROMIUM)")
-        if _in_ci():
-            pytest.fail(f"CI=true and {reason}")
-        pytest.skip(reason)
-    return path
+#: The launcher's card labels (JupyterLab 4).
+LAUNCHER_LABEL = ".jp-LauncherCard-label"
 
 
 @pytest.fixture
@@ -76,20 +57,13 @@ def test_browser_launcher_offers_payload_kernel(
     display_name = spec["spec"]["display_name"]
     shot = artifacts_dir / f"launcher-{image_info.payload or 'image'}.png"
     start = time.monotonic()
-    labels: list[str] = []
     with Browser(chromium) as browser:
-        try:
-            browser.navigate(f"{base}/lab?token={lab_token}")
-            deadline = start + 120
-            while time.monotonic() < deadline:
-                labels = browser.wait_for(LAUNCHER_LABELS, timeout=120)
-                if display_name in labels:
-                    break
-                time.sleep(0.5)
-        except (TimeoutError, BrowserError) as exc:
-            browser.screenshot(shot)
-            pytest.fail(f"launcher did not render ({exc}); screenshot {shot}; "
-                        f"chromium: {browser.log_tail(500)}")
+        with browser.step(f"find {display_name!r} in the launcher", shot) as page:
+            page.goto(f"{base}/lab?token={lab_token}")
+            cards = page.locator(LAUNCHER_LABEL)
+            cards.filter(has_text=re.compile(f"^{re.escape(display_name)}$")
+                         ).first.wait_for(timeout=120_000)
+            labels = [label.strip() for label in cards.all_inner_texts()]
         browser.screenshot(shot)
     seconds = time.monotonic() - start
     ARTIFACTS.append((f"launcher screenshot ({image_info.image})", shot))
@@ -98,5 +72,4 @@ def test_browser_launcher_offers_payload_kernel(
     print(f"launcher rendered in {seconds:.1f} s; screenshot: {shot}")
     assert shot.stat().st_size > 10_000, "screenshot is empty"
     assert display_name in labels, (
-        f"launcher offers {json.dumps(labels)}, not {display_name!r}; "
-        f"screenshot {shot}")
+        f"launcher offers {labels}, not {display_name!r}; screenshot {shot}")
