@@ -588,10 +588,50 @@ def lock_lab(*, lab: Lab, payload_name: str, directory: Path, base_image: str,
                 "An extension may only add packages to the lab venv, never "
                 "upgrade or downgrade one; pick versions that work with the "
                 "base (or a base that has what they need).")
-        tail = "\n".join(f"  | {ln}" for ln in output.splitlines()[-20:])
+        said = "\n".join(f"  | {ln}" for ln in pip_errors(output))
         raise InputError(f"{where('lab.extensions')}: the extensions cannot be "
                          f"resolved on {base_image} (pip-compile, exit {code}):\n"
-                         f"{tail}\nCheck the names and versions on the index.")
+                         f"{said}\nCheck the names and versions on the index.")
+
+
+#: What pip and pip-compile say when a resolution fails (their own words).
+_PIP_ERROR = re.compile(
+    r"(No matching distribution found for .+|Could not find a version that "
+    r"satisfies the requirement .+|Cannot install .+|The conflict is caused "
+    r"by:.*)")
+
+
+def pip_errors(output: str, keep: int = 12) -> list[str]:
+    """Return pip's own error lines from pip-compile's output, no traceback.
+
+    pip-compile prints a Python traceback around pip's message when a
+    requirement cannot be found; the user needs the message only. When no
+    line looks like one of pip's, the last lines that are not traceback
+    frames are returned.
+
+    Parameters
+    ----------
+    output
+        pip-compile's standard output and error.
+    keep
+        At most this many lines.
+
+    Returns
+    -------
+    list of str
+        The lines to show.
+    """
+    found: list[str] = []
+    for line in output.splitlines():
+        match = _PIP_ERROR.search(line)
+        said = match.group(1) if match else line.partition("ERROR: ")[2]
+        if said and said not in found:
+            found.append(said)
+    if found:
+        return found[:keep]
+    frames = re.compile(r"^\s*(Traceback |File \"|\^+$|~+|\|)")
+    plain = [ln for ln in output.splitlines() if ln.strip() and not frames.match(ln)]
+    return plain[-keep:]
 
 
 def _stale(path: Path, lab: Lab, freeze: dict[str, str]) -> str:

@@ -17,6 +17,7 @@ from nubladobuild.lab import (
     lock_text,
     parse_compiled,
     parse_lock,
+    pip_errors,
 )
 from nubladobuild.loader import load_payload
 from nubladobuild.plan import build_plan
@@ -262,3 +263,30 @@ def test_without_lab_section_nothing_changes(tmp_path: Path) -> None:
     assert "FROM ${BASE_IMAGE} AS nublado-payload" in dockerfile
     assert dockerfile.count("from=nublado-base,") == 3
     assert not [n for n in plain if n.startswith("lab/") or "lab-allowed" in n]
+
+
+#: pip-compile's output for an extension that is not on the index (real,
+#: shortened): a traceback around pip's own message.
+NOT_FOUND = """\
+Traceback (most recent call last):
+  File "/tmp/nb-piptools/lib/python3.13/site-packages/piptools/resolver.py", line 677, in _do_resolve
+    resolver.resolve(
+    ~~~~~~~~~~~~~~~~^
+        root_reqs=self.constraints
+    )
+    ^
+  File "/tmp/nb-piptools/lib/python3.13/site-packages/pip/_internal/resolution/resolvelib/resolver.py", line 112, in resolve
+    raise error from e
+pip._internal.exceptions.DistributionNotFound: No matching distribution found for nublado-no-such-extension>=1
+"""  # noqa: E501 (pip-compile's own lines)
+
+
+def test_resolution_failure_shows_pips_words_not_a_traceback() -> None:
+    assert pip_errors(NOT_FOUND) == [
+        "No matching distribution found for nublado-no-such-extension>=1"]
+    assert pip_errors("ERROR: Could not find a version that satisfies the "
+                      "requirement foo==9 (from versions: 1.0)\n") == [
+        "Could not find a version that satisfies the requirement foo==9 "
+        "(from versions: 1.0)"]
+    assert pip_errors("something else\nwent wrong\n") == ["something else",
+                                                          "went wrong"]
