@@ -50,7 +50,8 @@ def browser_lab(image_info: ImageInfo, lab_token: str, chromium: str, host: Any
 
 def test_browser_launcher_offers_payload_kernel(
         browser_lab: Lab, chromium: str, lab_token: str,
-        image_info: ImageInfo, artifacts_dir: Path, record_property: Any) -> None:
+        image_info: ImageInfo, artifacts_dir: Path,
+        request: pytest.FixtureRequest) -> None:
     """A real browser's launcher offers the payload kernel."""
     base = browser_lab.base
     spec = lab_get(base, f"/api/kernelspecs/{image_info.kernel}", lab_token)
@@ -67,8 +68,8 @@ def test_browser_launcher_offers_payload_kernel(
         browser.screenshot(shot)
     seconds = time.monotonic() - start
     ARTIFACTS.append((f"launcher screenshot ({image_info.image})", shot))
-    record_property("screenshot", str(shot))
-    record_property("launcher_seconds", f"{seconds:.1f}")
+    request.node.user_properties.append(("screenshot", str(shot)))
+    request.node.user_properties.append(("launcher_seconds", f"{seconds:.1f}"))
     print(f"launcher rendered in {seconds:.1f} s; screenshot: {shot}")
     assert shot.stat().st_size > 10_000, "screenshot is empty"
     assert display_name in labels, (
