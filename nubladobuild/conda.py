@@ -386,7 +386,7 @@ def _fetch_one(url: str, target: pathlib.Path, context: ssl.SSLContext) -> None:
     elif parsed.scheme in ("http", "https"):
         # only http(s) reaches urlopen (file:// is copied above)
         with (
-            urllib.request.urlopen(url, context=context, timeout=300) as resp,  # noqa: S310
+            urllib.request.urlopen(url, context=context, timeout=300) as resp,  # noqa: S310 - our own URL
             tmp.open("wb") as out,
         ):
             shutil.copyfileobj(resp, out, 1 << 20)

@@ -34,8 +34,8 @@ PROTECTED_TREES: tuple[tuple[str, str], ...] = (
     ("/sys", "a kernel file system"),
     ("/dev", "device files"),
     ("/run", "runtime state (secrets are mounted there during builds)"),
-    ("/tmp", "scratch space that is a memory file system at run time"),  # noqa: S108
-    ("/var/tmp", "scratch space"),  # noqa: S108
+    ("/tmp", "scratch space that is a memory file system at run time"),  # noqa: S108 - container path
+    ("/var/tmp", "scratch space"),  # noqa: S108 - container path
     ("/boot", "a system directory"),
     ("/etc", "system configuration"),
     ("/bin", "a system directory"),

@@ -492,7 +492,7 @@ def _container(base_image: str, io_dir: Path, tools: Path, mode: str,
     from nubladobuild.secrets import mask_secrets
 
     # Paths inside the throwaway container, not on this host.
-    inside_io, inside_tools = "/tmp/nb-lab-io", "/tmp/nb-lab-tools"  # noqa: S108
+    inside_io, inside_tools = "/tmp/nb-lab-io", "/tmp/nb-lab-tools"  # noqa: S108 - container path
     args = ["run", "--rm", "--user", "0:0", "--entrypoint", "/bin/bash",
             "-v", f"{io_dir}:{inside_io}", "-v", f"{tools}:{inside_tools}:ro"]
     if secrets.ca_bundle is not None:

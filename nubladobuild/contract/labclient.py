@@ -22,7 +22,7 @@ def _request(base: str, path: str, token: str, method: str = "GET",
         f"{base}{path}", data=data, method=method,
         headers={"Authorization": f"token {token}",
                  "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as resp:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=60) as resp:  # noqa: S310 - our own URL
         raw = resp.read()
     return json.loads(raw) if raw else None
 

@@ -273,7 +273,7 @@ class Container:
             args += ["--user", user]
         if read_only:
             # The controller's way: read-only root, tmpfs /tmp, HOME a volume.
-            args += ["--read-only", "--tmpfs", "/tmp:mode=1777",  # noqa: S108
+            args += ["--read-only", "--tmpfs", "/tmp:mode=1777",  # noqa: S108 - container path
                      "--tmpfs", "/home/user:mode=1777", "-e", "HOME=/home/user"]
         for key, value in (env or {}).items():
             args += ["-e", f"{key}={value}"]
@@ -485,7 +485,7 @@ def wait_for_api(box: Container, timeout: float = 120) -> tuple[str, dict[str, A
     last = ""
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{base}/api", timeout=5) as resp:  # noqa: S310
+            with urllib.request.urlopen(f"{base}/api", timeout=5) as resp:  # noqa: S310 - our own URL
                 if resp.status == 200:
                     return base, json.loads(resp.read())
         except (urllib.error.URLError, ConnectionError, OSError) as exc:
@@ -497,9 +497,9 @@ def wait_for_api(box: Container, timeout: float = 120) -> tuple[str, dict[str, A
 
 def lab_get(base: str, path: str, token: str) -> Any:
     """GET a lab API path with the token; return the decoded JSON."""
-    request = urllib.request.Request(f"{base}{path}",  # noqa: S310
+    request = urllib.request.Request(f"{base}{path}",  # noqa: S310 - our own URL
                                      headers={"Authorization": f"token {token}"})
-    with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310 - our own URL
         return json.loads(resp.read())
 
 

@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 LIB = REPO / "base" / "static" / "usr" / "local" / "share" / "jupyterlab" / "lib"
 sys.path.insert(0, str(LIB))
 
-from nublado_lab import startup  # noqa: E402
-from nublado_lab.startup import (  # noqa: E402
+from nublado_lab import startup  # noqa: E402 - after sys.path set-up
+from nublado_lab.startup import (  # noqa: E402 - after sys.path set-up
     Protocol,
     StartupError,
     decide,
@@ -638,7 +638,7 @@ def test_kernelspecs_alias_target_order(kernels: Path,
     from traitlets.config import Configurable
 
     class Parent(Configurable):
-        class kernel_manager:  # noqa: N801
+        class kernel_manager:  # noqa: N801 - mimics the traitlets attribute name
             default_kernel_name = "other"
 
     monkeypatch.setenv("NUBLADO_DEFAULT_KERNEL", "lsst")

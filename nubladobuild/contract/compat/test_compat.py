@@ -145,7 +145,7 @@ def legacy_lab(legacy_start: None, image_info: ImageInfo,
                  "JUPYTERLAB_START_COMMAND": LEGACY_START,
                  "HOME": LEGACY_HOME,
                  "USER": "nublado-user"},
-            extra_args=["--read-only", "--tmpfs", "/tmp:mode=1777",  # noqa: S108
+            extra_args=["--read-only", "--tmpfs", "/tmp:mode=1777",  # noqa: S108 - container path
                         "-v", f"{home}:{LEGACY_HOME}"],
             command=[LEGACY_START])
         try:

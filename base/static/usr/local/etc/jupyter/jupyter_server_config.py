@@ -3,7 +3,7 @@
 Found through jupyter_core's system config path (/usr/local/etc/jupyter).
 """
 
-c = get_config()  # type: ignore[name-defined]  # noqa: F821
+c = get_config()  # type: ignore[name-defined]  # noqa: F821 - traitlets injects it
 
 try:  # the lab venv has /usr/local/share/jupyterlab/lib on its path
     from nublado_lab.startup import terminal_command

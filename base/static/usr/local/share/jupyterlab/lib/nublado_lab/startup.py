@@ -404,8 +404,8 @@ def decide(environ: Mapping[str, str], args: Sequence[str], *,
 
     home = env.get("HOME", "")
     if not home.strip("/") or not usable_dir(home):
-        fallback = next((d for d in ("/tmp", env.get("TMPDIR", ""))  # noqa: S108
-                         if d and usable_dir(d)), "/tmp")  # noqa: S108
+        fallback = next((d for d in ("/tmp", env.get("TMPDIR", ""))  # noqa: S108 - container path
+                         if d and usable_dir(d)), "/tmp")  # noqa: S108 - container path
         if home.strip("/"):
             warnings.append(f"HOME {home} is not a writable directory; using "
                             f"{fallback}")
@@ -491,7 +491,7 @@ def apply(launch: Launch) -> NoReturn:
     _say(f"starting {launch.mode} in {cwd}")
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(launch.argv[0], launch.argv, launch.env)  # noqa: S606
+    os.execve(launch.argv[0], launch.argv, launch.env)  # noqa: S606 - exec, no shell
 
 
 def main(args: Sequence[str] | None = None) -> NoReturn:
