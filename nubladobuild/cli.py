@@ -30,6 +30,7 @@ from nubladobuild.images import (
     resolve_python_image,
 )
 from nubladobuild.loader import load_payload
+from nubladobuild.payload_schema import schema_text
 from nubladobuild.plan import DEFAULT_BASE_IMAGE, check_base_reference, check_grants
 from nubladobuild.profiles import (
     DEFAULT_PROFILE,
@@ -153,6 +154,31 @@ def validate(payload_dirs: tuple[Path, ...], as_json: bool) -> None:
         raise PayloadInvalid([p for e in invalid for p in e.problems])
     out.result({"payloads": results},
                "\n".join(f"{r['payload']}: valid ({r['name']})" for r in results))
+
+
+@cli.command("schema")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Write the schema to this file instead of standard output.")
+def schema_cmd(output: Path | None) -> None:
+    """Print the JSON Schema of payload.yaml (for editors and CI checks).
+
+    The package ships the same schema as nubladobuild/data/payload.schema.json;
+    point the YAML language server at it with a first line
+    `# yaml-language-server: $schema=PATH` in payload.yaml.
+    """
+    text = schema_text()
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    if output.is_dir():
+        raise InputError(f"--output {output}: is a directory; name a file such as "
+                         f"{output / 'payload.schema.json'}")
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--output {output}: cannot write it ({exc.strerror}); "
+                         "name a writable file") from None
+    click.echo(f"wrote {output}", err=True)
 
 
 @cli.command("render")

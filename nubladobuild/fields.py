@@ -12,7 +12,13 @@ import posixpath
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 #: The JupyterLab tree that payloads must never write into.
 LAB_ROOT = "/usr/local/share/jupyterlab"
@@ -180,16 +186,28 @@ def _text(value: str) -> str:
     return " ".join(value.split())
 
 
-AbsPath = Annotated[str, AfterValidator(_absolute_path)]
-Prefix = Annotated[str, AfterValidator(_prefix)]
+# What the JSON Schema (``nublado-build schema``) says of each field type:
+# the character rules an editor can check as the user types. The
+# validators above stay the authority (protected trees, '..', lab paths);
+# WithJsonSchema changes only the published schema, never validation.
+_ABS_JSON = WithJsonSchema({"type": "string", "pattern": r"^/[A-Za-z0-9._+/-]*$"})
+_REL_JSON = WithJsonSchema({"type": "string",
+                            "pattern": r"^[A-Za-z0-9._+-][A-Za-z0-9._+/-]*$"})
+_LINE_PATTERN = r"^[^\u0000-\u0008\u000a-\u001f\u007f-\u009f]*$"
+
+AbsPath = Annotated[str, AfterValidator(_absolute_path), _ABS_JSON]
+Prefix = Annotated[str, AfterValidator(_prefix), _ABS_JSON]
 #: A prefix copied whole into the image (transplant paths).
-WholePath = Annotated[str, AfterValidator(_replaceable)]
+WholePath = Annotated[str, AfterValidator(_replaceable), _ABS_JSON]
 #: An interpreter a kernel or install step names.
-Interpreter = Annotated[str, AfterValidator(_interpreter)]
-RelFile = Annotated[str, AfterValidator(_relative_file)]
-Line = Annotated[str, AfterValidator(_one_line)]
+Interpreter = Annotated[str, AfterValidator(_interpreter), _ABS_JSON]
+RelFile = Annotated[str, AfterValidator(_relative_file), _REL_JSON]
+Line = Annotated[str, AfterValidator(_one_line),
+                 WithJsonSchema({"type": "string", "pattern": _LINE_PATTERN})]
 EnvValue = Annotated[str, StringConstraints(max_length=8192),
-                     AfterValidator(_one_line)]
+                     AfterValidator(_one_line),
+                     WithJsonSchema({"type": "string", "maxLength": 8192,
+                                     "pattern": _LINE_PATTERN})]
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                                            max_length=128)]
 Text = Annotated[str, AfterValidator(_text)]

@@ -299,27 +299,44 @@ def _tests_problems(tests: str, directory: Path, file: str,
     return []
 
 
-def load_payload(directory: Path) -> LoadedPayload:
-    """Load, validate and check a payload directory.
+@dataclass(frozen=True)
+class RawPayload:
+    """A payload.yaml read and parsed as YAML, before any schema check."""
+
+    #: The file's path, for messages.
+    file: str
+    #: The top-level mapping, as YAML gave it.
+    data: dict[str, Any]
+    #: The line of every YAML location.
+    lines: dict[Loc, int]
+    #: Duplicate keys: location, message, line.
+    dupes: list[tuple[Loc, str, int]]
+
+
+def read_payload_yaml(directory: Path) -> RawPayload:
+    """Read a payload directory's ``payload.yaml`` as YAML, with every YAML guard.
+
+    The file must be a regular UTF-8 file inside the directory, of bounded
+    size, without control characters, alias bombs or a top level other than
+    a mapping. Nothing is validated against the schema here.
 
     Parameters
     ----------
     directory
-        The directory holding ``payload.yaml`` and the files it names.
+        The directory holding ``payload.yaml``.
 
     Returns
     -------
-    LoadedPayload
-        The validated model and its directory.
+    RawPayload
+        The parsed mapping with its line numbers and duplicate keys.
 
     Raises
     ------
     InputError
         When the directory or file cannot be read.
     PayloadInvalid
-        With every schema and file problem found, when there is any.
+        When the file is not a YAML mapping within the limits.
     """
-    logging.getLogger("nubladobuild.stages").info("load %s", directory)
     if not directory.is_dir():
         raise InputError(f"{directory}: payload directory does not exist. Pass the "
                          f"directory that holds {PAYLOAD_FILE}.")
@@ -390,6 +407,33 @@ def load_payload(directory: Path) -> LoadedPayload:
     if not isinstance(data, dict):
         raise PayloadInvalid([Problem(file, "", "the top level must be a mapping "
                                       "with name, install and kernel", 1)])
+    return RawPayload(file=file, data=data, lines=lines, dupes=dupes)
+
+
+def load_payload(directory: Path) -> LoadedPayload:
+    """Load, validate and check a payload directory.
+
+    Parameters
+    ----------
+    directory
+        The directory holding ``payload.yaml`` and the files it names.
+
+    Returns
+    -------
+    LoadedPayload
+        The validated model and its directory.
+
+    Raises
+    ------
+    InputError
+        When the directory or file cannot be read.
+    PayloadInvalid
+        With every schema and file problem found, when there is any.
+    """
+    logging.getLogger("nubladobuild.stages").info("load %s", directory)
+    raw = read_payload_yaml(directory)
+    file, data, lines = raw.file, raw.data, raw.lines
+    dupes = raw.dupes
     problems = [Problem(file, format_loc(loc), msg, line) for loc, msg, line in dupes]
     model: Payload | None = None
     try:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     AfterValidator,
+    ConfigDict,
     Field,
     StringConstraints,
     create_model,
@@ -56,6 +57,10 @@ MAX_STEPS = 64
 
 class _InstallBase(Strict):
     """Behaviour of the generated :class:`InstallStep` model."""
+
+    # Exactly one kind per step, said in the JSON Schema too (for editors).
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1,
+                                                 "maxProperties": 1})
 
     @model_validator(mode="after")
     def _exactly_one(self) -> _InstallBase:
