@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,7 +18,14 @@ import click
 
 from nubladobuild import __version__
 from nubladobuild.builder import check_tags, stderr_sink
-from nubladobuild.errors import EXIT_INPUT, InputError, NubladoError, PayloadInvalid
+from nubladobuild.errors import (
+    EXIT_INPUT,
+    InputError,
+    NubladoError,
+    PayloadInvalid,
+    PushFailed,
+    TestFailed,
+)
 from nubladobuild.fields import control_characters
 from nubladobuild.images import (
     PYTHON_IMAGE_CHOICES,
@@ -38,8 +46,17 @@ from nubladobuild.profiles import (
     hub_majors,
     profile_names,
 )
+from nubladobuild.push import Destination, Pushed, check_destinations, push_image
 from nubladobuild.secrets import host_secrets, mask_secrets
-from nubladobuild.tags import check_build_tags
+from nubladobuild.tags import (
+    DEFAULT_DAILIES,
+    DEFAULT_RECOMMENDED,
+    DEFAULT_RELEASES,
+    DEFAULT_WEEKLIES,
+    POLICIES,
+    check_build_tags,
+    tags_report,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_BASE_TAG = DEFAULT_BASE_IMAGE
@@ -307,35 +324,57 @@ def base(tags: tuple[str, ...], python_image: str, mirror: str | None,
 @click.option("--context-dir", type=click.Path(path_type=Path),
               help="Keep the rendered build context here.")
 @click.option("--no-cache", is_flag=True, help="Rebuild every step.")
+@click.option("--test", "test_first", is_flag=True, help="Run the image contract "
+              "(`nublado-build test IMAGE PAYLOAD_DIR`) on the built image before "
+              "tagging it; when it fails nothing is tagged or pushed.")
+@click.option("--push", "push_refs", multiple=True, callback=_one_line_values,
+              metavar="REF", help="After the build (and --test) succeeded, push "
+              "the image to this registry reference; repeat for several.")
 @conda_channel_option
 @allow_secret_option
 @secret_options
 @json_option
 def build(payload_dir: Path, base_image: str, tags: tuple[str, ...],
-          context_dir: Path | None, no_cache: bool, conda_channels: tuple[str, ...],
+          context_dir: Path | None, no_cache: bool, test_first: bool,
+          push_refs: tuple[str, ...], conda_channels: tuple[str, ...],
           allow_secrets: tuple[str, ...], ca_bundle: Path | None,
           index_url: str | None, no_host_config: bool, as_json: bool) -> None:
-    """Build a payload image on the JupyterLab base."""
+    """Build a payload image on the JupyterLab base.
+
+    With --test the image contract runs on the untagged image and tags
+    are applied only when it passes; --push destinations are pushed last.
+    """
     out = Output(as_json)
+    destinations = check_destinations(push_refs, "--push")  # before anything
     loaded = load_payload(payload_dir)
     plan = plan_payload(loaded, check_base_reference(base_image))  # input errors first
     check_tags(tags)
     check_build_tags(loaded.model, loaded.yaml_path, tags)
     check_grants(plan, allow_secrets)
     secrets = host_secrets(ca_bundle, index_url, not no_host_config)
+    tested: list[dict[str, Any]] = []
+    gate = _contract_gate(payload_dir, plan.name, out, tested) if test_first else None
     with tempfile.TemporaryDirectory(prefix="nublado-context-") as tmp:
         built = build_payload(plan=plan, tags=list(tags), secrets=secrets,
                               sink=out.sink, workdir=context_dir or Path(tmp),
-                              no_cache=no_cache, conda_channels=conda_channels)
+                              no_cache=no_cache, conda_channels=conda_channels,
+                              test=gate)
     result = built.result
     _pairing_warnings(built)
+    pushed = _push_built(result.tags or (f"{plan.name}:latest",), result.image_id,
+                         destinations, out)
     out.result({"image_id": result.image_id, "tags": list(result.tags),
                 "payload": built.plan.name, "base": base_image,
                 "kernel": built.plan.kernel.name, "python": built.plan.python,
                 "seconds": round(result.seconds, 1), "log": str(result.log),
-                "pairing": _pairing_json(built)},
+                "pairing": _pairing_json(built),
+                "test": tested[0] if tested else None,
+                "pushed": [_pushed_json(p) for p in pushed]},
                f"built {', '.join(result.tags)} ({result.image_id[:19]}) in "
-               f"{result.seconds:.0f} s")
+               f"{result.seconds:.0f} s"
+               + (f"; {tested[0]['passed']} contract checks passed"
+                  if tested else "")
+               + "".join(f"\npushed {p.reference}" for p in pushed))
 
 
 def _pairing_warnings(built: PayloadBuild) -> None:
@@ -364,34 +403,46 @@ def _pairing_json(built: PayloadBuild) -> dict[str, Any]:
 def lock_cmd(payload_dir: Path, check: bool, base_image: str,
              conda_channels: tuple[str, ...], ca_bundle: Path | None,
              index_url: str | None, no_host_config: bool, as_json: bool) -> None:
-    """Lock each conda step and lab.extensions (or check the lock files).
+    """Lock each conda step, pip step with a lock file, and lab.extensions.
 
-    Conda steps are solved with py-rattler. lab.extensions are resolved
-    with pip-compile --generate-hashes in a container of the base image,
-    the lab venv's installed versions as constraints, into
-    lab-requirements.txt. pip steps are not locked here: lock them with
-    `pip-compile --generate-hashes` (a hashed requirements file is installed
-    with --require-hashes).
+    Conda steps are solved with py-rattler. A pip step that names a `lock`
+    file is resolved with pip-compile --generate-hashes in a container of
+    the base image, for the step's interpreter, into that file (the build
+    then installs it with --require-hashes). lab.extensions are resolved
+    the same way, the lab venv's installed versions as constraints, into
+    lab-requirements.txt. With --check nothing is resolved: each lock is
+    compared with its input and exit 1 names every stale one.
     """
     from nubladobuild.condabuild import lock_payload
     from nubladobuild.lab import lock_lab
     from nubladobuild.loader import format_loc
+    from nubladobuild.piplock import lock_pip_steps
     from nubladobuild.resources import data_root
 
-    loaded = load_payload(payload_dir)
+    loaded = load_payload(payload_dir, locking=True)
     results = lock_payload(loaded, conda_channels, check=check)
     lines = [f"install[{r.index}].conda: {r.lock} "
              f"{'written' if r.written else 'up to date'} ({r.packages} packages)"
              + (f"; {r.hint}" if r.hint else "") for r in results]
-    lab_doc: dict[str, Any] | None = None
-    if loaded.model.lab.extensions:
+    pip_locked = any(s.kind == "pip" and s.spec.lock is not None
+                     for s in loaded.model.steps())
+    if loaded.model.lab.extensions or (pip_locked and not check):
         check_base_reference(base_image)
         from nubladobuild.engine import inspect_image
 
         if inspect_image(base_image) is None:
             raise InputError(f"--base {base_image}: no such image. Build it first "
-                             "with `nublado-build base`; lab.extensions are "
-                             "resolved against its lab venv.")
+                             "with `nublado-build base`; pip locks and "
+                             "lab.extensions are resolved on it.")
+    pip_results = lock_pip_steps(
+        loaded, base_image=base_image, check=check, tools=data_root() / "base" / "lab",
+        secrets=host_secrets(ca_bundle, index_url, not no_host_config)) \
+        if pip_locked else []
+    lines += [f"install[{r.index}].pip: {r.lock} "
+              f"{'written' if r.written else 'up to date'} ({r.packages} packages)"
+              for r in pip_results]
+    lab_doc: dict[str, Any] | None = None
+    if loaded.model.lab.extensions:
 
         def where(path: str) -> str:
             loc = tuple(path.split("."))
@@ -412,11 +463,15 @@ def lock_cmd(payload_dir: Path, check: bool, base_image: str,
         lab_doc = {"lock": str(lab.lock), "written": lab.written,
                    "added": [f"{n}=={v}" for n, v in lab.added]}
     if not lines:
-        lines = ["no conda steps and no lab.extensions: nothing to lock (lock pip "
-                 "requirements with pip-compile --generate-hashes)"]
-    Output(as_json).result({"locks": [{"index": r.index, "lock": str(r.lock),
-                                       "packages": r.packages, "written": r.written}
-                                      for r in results], "lab": lab_doc},
+        lines = ["no conda steps, no pip step with a lock file and no "
+                 "lab.extensions: nothing to lock (add `lock: requirements.lock` to "
+                 "a pip step to hash-lock it)"]
+    Output(as_json).result({"locks": [{"index": r.index, "kind": kind,
+                                       "lock": str(r.lock), "packages": r.packages,
+                                       "written": r.written}
+                                      for kind, rs in (("conda", results),
+                                                       ("pip", pip_results))
+                                      for r in rs], "lab": lab_doc},
                            "\n".join(lines))
 
 
@@ -439,6 +494,34 @@ def test_cmd(image: str, payload_dir: Path | None, junit_xml: Path | None,
     out.result(summary.as_dict(), summary.text())
     if not summary.ok:
         sys.exit(1)
+
+
+@cli.command("inspect")
+@click.argument("image")
+@json_option
+def inspect_cmd(image: str, as_json: bool) -> None:
+    """Show an image's labels, base profile, manifests and Debian packages."""
+    from nubladobuild.inspect import read_image
+
+    contents = read_image(image)
+    Output(as_json).result(contents.as_dict(), contents.text())
+
+
+@cli.command("diff")
+@click.argument("image_a")
+@click.argument("image_b")
+@json_option
+def diff_cmd(image_a: str, image_b: str, as_json: bool) -> None:
+    """Show what changed from IMAGE_A to IMAGE_B, per environment.
+
+    The lab venv, each payload environment and the Debian packages:
+    packages added, removed, upgraded and downgraded.
+    """
+    from nubladobuild.inspect import diff_doc, diff_environments, diff_text, read_image
+
+    a, b = read_image(image_a), read_image(image_b)
+    diffs = diff_environments(a.environments, b.environments)
+    Output(as_json).result(diff_doc(a, b, diffs), diff_text(a, b, diffs))
 
 
 @cli.command("build-all")
@@ -508,6 +591,93 @@ def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
                          + [f"FAILED: {f}" for f in failed]))
     if failed:
         sys.exit(1)
+
+
+def _contract_gate(payload_dir: Path, name: str, out: Output,
+                   tested: list[dict[str, Any]]) -> Callable[[str], None]:
+    """Return the ``build --test`` check: the contract on the untagged image."""
+
+    def gate(image_id: str) -> None:
+        from nubladobuild.contract.runner import run_contract
+
+        out.progress(f"testing {image_id[:19]} before tagging it "
+                     "(nublado-build test)")
+        # The build's stdout carries only its result: pytest reports on stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            summary = run_contract(image_id, payload_dir, quiet=out.as_json)
+        tested.append(summary.as_dict())
+        if not summary.ok:
+            failures = "; ".join(summary.failures[:10]) or \
+                f"pytest exit code {summary.exit_code}"
+            raise TestFailed(
+                f"payload {name}: the built image {image_id[:19]} fails the "
+                f"contract ({summary.passed} passed, {summary.failed} failed, "
+                f"{summary.errors} errors): {failures}. No image was tagged and "
+                "nothing was pushed; existing tags are unchanged. Run "
+                f"`nublado-build test {image_id[:19]} {payload_dir}` for details.")
+
+    return gate
+
+
+def _push_built(tags: tuple[str, ...], image_id: str,
+                destinations: list[Destination], out: Output) -> list[Pushed]:
+    """Push a freshly built and tagged image; say what was kept when it fails."""
+    if not destinations:
+        return []
+    try:
+        return push_image(tags[0], destinations, progress=out.progress)
+    except PushFailed as exc:
+        raise PushFailed(f"{exc.message}\nThe image was built and tagged "
+                         f"{', '.join(tags)} ({image_id[:19]}); push it again with "
+                         f"`nublado-build push {tags[0]} --to REF`.") from None
+
+
+def _pushed_json(pushed: Pushed) -> dict[str, Any]:
+    """Return a pushed destination for ``--json``."""
+    return {"ref": pushed.reference, "digest": pushed.digest}
+
+
+@cli.command("push")
+@click.argument("image")
+@click.option("--to", "to_refs", multiple=True, required=True,
+              callback=_one_line_values, metavar="REF",
+              help="Registry reference to push the image as, e.g. "
+              "registry.example.org:5000/lsst/lab:w_2025_30; repeat for several.")
+@json_option
+def push_cmd(image: str, to_refs: tuple[str, ...], as_json: bool) -> None:
+    """Tag a local image as each REF and push it there.
+
+    Credentials come from `docker login`. A destination whose push fails
+    gets its local tag back as it was (removed, or on its previous image);
+    exit 1 names each failed destination and what the engine said.
+    """
+    destinations = check_destinations(to_refs, "--to")
+    out = Output(as_json)
+    pushed = push_image(image, destinations, progress=out.progress)
+    out.result({"image": image, "pushed": [_pushed_json(p) for p in pushed]},
+               "\n".join(f"pushed {p.reference}"
+                         + (f" ({p.digest})" if p.digest else "") for p in pushed))
+
+
+@cli.command("tags")
+@click.argument("tag_names", nargs=-1, metavar="TAG...")
+@click.option("--policy", type=click.Choice(POLICIES), default="rsp",
+              show_default=True, help="Payload tag policy to check each tag against.")
+@click.option("--recommended", default=DEFAULT_RECOMMENDED, show_default=True,
+              callback=_one_line_values, help="The controller's recommended tag.")
+@click.option("--releases", type=click.IntRange(min=0), default=DEFAULT_RELEASES,
+              show_default=True, help="Releases the controller prepulls.")
+@click.option("--weeklies", type=click.IntRange(min=0), default=DEFAULT_WEEKLIES,
+              show_default=True, help="Weeklies the controller prepulls.")
+@click.option("--dailies", type=click.IntRange(min=0), default=DEFAULT_DAILIES,
+              show_default=True, help="Dailies the controller prepulls.")
+@json_option
+def tags_cmd(tag_names: tuple[str, ...], policy: str, recommended: str,
+             releases: int, weeklies: int, dailies: int, as_json: bool) -> None:
+    """Show how Nublado reads TAGs: type, display name, menu and prepull set."""
+    data, text = tags_report(list(tag_names), policy, recommended=recommended,
+                             releases=releases, weeklies=weeklies, dailies=dailies)
+    Output(as_json).result(data, text)
 
 
 def main() -> None:

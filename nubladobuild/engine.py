@@ -123,6 +123,7 @@ class ImageInfo:
     entrypoint: list[str] | None = None
     cmd: list[str] | None = None
     workdir: str = ""
+    tags: tuple[str, ...] = ()
 
 
 def inspect_image(reference: str) -> ImageInfo | None:
@@ -137,7 +138,8 @@ def inspect_image(reference: str) -> ImageInfo | None:
     return ImageInfo(id=str(image.id), user=str(config.get("User") or ""),
                      labels=dict(config.get("Labels") or {}),
                      entrypoint=config.get("Entrypoint"), cmd=config.get("Cmd"),
-                     workdir=str(config.get("WorkingDir") or ""))
+                     workdir=str(config.get("WorkingDir") or ""),
+                     tags=tuple(str(t) for t in image.attrs.get("RepoTags") or ()))
 
 
 #: At most this many bytes are read from an image by :func:`read_image_files`.
@@ -205,6 +207,68 @@ def files_in_archive(data: bytes, directory: str, names: Iterable[str]
     return found
 
 
+def read_image_paths(image: str, paths: Iterable[str]) -> dict[str, bytes]:
+    """Return the regular files at ``paths`` in an image, by absolute path.
+
+    Each path is a file (read when it is a regular file) or a directory
+    (its regular files, not its subdirectories, are read). Like
+    :func:`read_image_files`, the image is not run: one container is
+    created, never started, and removed. A path that is missing, or whose
+    tar stream exceeds :data:`MAX_READ_BYTES`, contributes nothing.
+
+    Parameters
+    ----------
+    image
+        An image ID or reference on the engine.
+    paths
+        Absolute paths in the image.
+
+    Returns
+    -------
+    dict
+        Absolute path of each file found -> its content.
+    """
+    found: dict[str, bytes] = {}
+    container = engine().containers.create(image, command=["true"],
+                                           network_disabled=True)
+    try:
+        for path in paths:
+            try:
+                stream, _ = container.get_archive(path)
+            except docker.errors.NotFound:
+                continue
+            data = bytearray()
+            for chunk in stream:
+                data += chunk
+                if len(data) > MAX_READ_BYTES:
+                    break
+            if len(data) <= MAX_READ_BYTES:
+                found.update(paths_in_archive(bytes(data), path))
+    finally:
+        container.remove(force=True)
+    return found
+
+
+def paths_in_archive(data: bytes, path: str) -> dict[str, bytes]:
+    """Return the regular files of the tar stream the engine sends for ``path``.
+
+    Its members are named ``<last part of path>`` (a file) and
+    ``<last part of path>/<name>`` (a directory's files); deeper members
+    are left out. Keys are absolute paths in the image.
+    """
+    parent, _, top = path.rstrip("/").rpartition("/")
+    found: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        for member in archive:
+            parts = member.name.split("/")
+            if parts[0] != top or len(parts) > 2 or not member.isfile():
+                continue
+            extracted = archive.extractfile(member)
+            if extracted is not None:
+                found[f"{parent}/{member.name}"] = extracted.read()
+    return found
+
+
 def pull_image(reference: str) -> bool:
     """Pull an image; return whether it is now present."""
     try:
@@ -217,6 +281,52 @@ def pull_image(reference: str) -> bool:
 def tag_image(image_id: str, repository: str, tag: str) -> None:
     """Tag an image (by ID) as ``repository:tag``."""
     engine().images.get(image_id).tag(repository, tag)
+
+
+def untag_image(reference: str) -> None:
+    """Remove the tag ``reference`` (``repository:tag``) from the engine.
+
+    Only the tag goes when the image has other tags; callers make sure it
+    has (removing an image's last tag would delete the image).
+    """
+    try:
+        engine().images.remove(reference, noprune=True)
+    except docker.errors.ImageNotFound:
+        pass
+
+
+@dataclass(frozen=True)
+class PushOutput:
+    """What ``docker push`` did: whether it worked, the digest, its messages."""
+
+    ok: bool
+    digest: str | None
+    output: str
+
+
+_PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
+
+
+def push_reference(reference: str, timeout: float = 3600) -> PushOutput:
+    """Push the local tag ``reference`` with the docker CLI.
+
+    The CLI (not the SDK) so that ``docker login`` and credential helpers
+    apply as they do for the user. Returns what the engine said; a push
+    that does not finish within ``timeout`` seconds is a failed one.
+    """
+    try:
+        proc = run_docker("push", reference, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return PushOutput(False, None, f"no result within {timeout:.0f} s")
+    except OSError as exc:
+        return PushOutput(False, None, f"cannot run the docker CLI: {exc.strerror}")
+    out = proc.stdout.decode(errors="replace")
+    err = proc.stderr.decode(errors="replace")
+    match = _PUSHED_DIGEST.search(out)
+    if proc.returncode == 0:
+        return PushOutput(True, match.group(1) if match else None, out)
+    return PushOutput(False, None, err.strip() or out.strip()[-2000:]
+                      or f"docker push exited {proc.returncode}")
 
 
 @cache

@@ -98,3 +98,9 @@ class PayloadInvalid(InputError):
         head = f"{count} problem{plural} in payload; nothing was built."
         body = "\n".join(f"  {p.render()}" for p in problems)
         super().__init__(f"{head}\n{body}")
+
+
+class PushFailed(NubladoError):
+    """An image could not be pushed to a registry (unreachable, refused)."""
+
+    exit_code = EXIT_FAILED

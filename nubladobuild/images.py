@@ -7,12 +7,14 @@ stages up to render, so its context is byte-identical to the one built.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from nubladobuild.bootstrap import bootstrap, local_tag, official_tag
-from nubladobuild.builder import BuildResult, LineSink, run_build
+from nubladobuild.builder import BuildResult, LineSink, check_tags, run_build
 from nubladobuild.engine import inspect_image, pull_image
 from nubladobuild.errors import InputError
 from nubladobuild.loader import LoadedPayload
@@ -25,6 +27,8 @@ from nubladobuild.resolve import Resolved, resolve
 from nubladobuild.resources import data_root
 from nubladobuild.secrets import BuildSecrets
 
+#: The last second ``SOURCE_DATE_EPOCH`` may name (9999-12-31T23:59:59Z).
+_LAST_EPOCH = 253402300799
 #: --python-image choices besides an explicit image reference.
 PYTHON_IMAGE_CHOICES = ("auto", "official", "local")
 
@@ -147,6 +151,30 @@ def prepare_context(plan: Plan, out: Path, *, conda_channels: Sequence[str] = ()
     return resolved, render(plan, resolved, out)
 
 
+def created_timestamp(environ: dict[str, str] | None = None) -> str:
+    """Return the ``org.opencontainers.image.created`` value: RFC 3339, UTC.
+
+    ``SOURCE_DATE_EPOCH`` (seconds since the epoch, for reproducible
+    builds) when it is set to a whole number up to the year 9999, else now.
+    """
+    value = (os.environ if environ is None else environ).get("SOURCE_DATE_EPOCH", "")
+    value = value.strip()
+    seconds = int(value) if value.isascii() and value.isdigit() \
+        and int(value) <= _LAST_EPOCH else int(time.time())
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def build_label_args(name: str, tags: Sequence[str]) -> dict[str, str]:
+    """Return the build arguments of the build-time labels (``render.BUILD_LABELS``).
+
+    The version is the tag part of the first tag the image gets (the first
+    ``--tag``, else ``latest`` of the default ``<name>:latest``).
+    """
+    pairs = check_tags(list(tags) or [f"{name}:latest"])
+    return {"NUBLADO_CREATED": created_timestamp(),
+            "NUBLADO_IMAGE_VERSION": pairs[0][1]}
+
+
 def plan_payload(loaded: LoadedPayload, base_image: str) -> Plan:
     """Plan a loaded payload on a base image (stage 2; see :mod:`plan`)."""
     return build_plan(loaded, base_image)
@@ -154,7 +182,8 @@ def plan_payload(loaded: LoadedPayload, base_image: str) -> Plan:
 
 def build_payload(*, plan: Plan, tags: list[str], secrets: BuildSecrets,
                   sink: LineSink | None, workdir: Path, no_cache: bool = False,
-                  conda_channels: Sequence[str] = ()) -> PayloadBuild:
+                  conda_channels: Sequence[str] = (),
+                  test: Callable[[str], None] | None = None) -> PayloadBuild:
     """Resolve, render and build a planned payload image.
 
     Parameters
@@ -173,6 +202,10 @@ def build_payload(*, plan: Plan, tags: list[str], secrets: BuildSecrets,
         Rebuild every step.
     conda_channels
         Channels that replace those of every conda step.
+    test
+        Called with the untagged image's ID after the pairing check and
+        before any tag (``build --test``: the image contract); what it
+        raises leaves the image untagged.
     """
     name = plan.name
     base_image = plan.base_image
@@ -189,10 +222,14 @@ def build_payload(*, plan: Plan, tags: list[str], secrets: BuildSecrets,
         # frontends is a failed build (unless lab.pairing says warn).
         checked.append(verify_build(image_id, name,
                                     plan.loaded.model.lab.pairing))
+        if test is not None:
+            test(image_id)
 
     result = run_build(
         what=f"payload {name}", context=context,
-        dockerfile=context / "Dockerfile", build_args={"BASE_IMAGE": base_image},
+        dockerfile=context / "Dockerfile",
+        build_args={"BASE_IMAGE": base_image,
+                    **build_label_args(name, tags)},
         tags=tags or [f"{name}:latest"], secrets=secrets,
         sink=sink, no_cache=no_cache, check=check)
     return PayloadBuild(plan=plan, resolved=resolved, result=result,

@@ -481,33 +481,58 @@ class LabLockResult:
     hint: str = ""
 
 
-def _container(base_image: str, io_dir: Path, tools: Path, mode: str,
-               secrets: Any) -> tuple[int, str]:
-    """Run the lock helper in a container of the base image.
+def run_lock_helper(base_image: str, io_dir: Path, tools: Path, helper: str,
+                    args: list[str], secrets: Any) -> tuple[int, str]:
+    """Run a lock helper of ``tools`` in a throwaway container of the base image.
 
-    The secrets go in as files under /run/secrets, where the base's
-    ``with-build-secrets`` reads them in a build.
+    The helper gets ``args`` and then the container path of ``io_dir`` (its
+    only writable place). The secrets go in as files under /run/secrets,
+    where the base's ``with-build-secrets`` reads them in a build.
+
+    Parameters
+    ----------
+    base_image
+        The image to run.
+    io_dir
+        Host directory the helper reads its input from and writes into.
+    tools
+        Host directory of the helpers (``base/lab``), mounted read-only.
+    helper
+        The helper's file name in ``tools``.
+    args
+        Its arguments before the IO directory.
+    secrets
+        The build secrets (CA bundle, index URLs).
+
+    Returns
+    -------
+    tuple of (int, str)
+        The exit code and the output, credentials masked.
     """
     from nubladobuild.engine import run_docker
     from nubladobuild.secrets import mask_secrets
 
     # Paths inside the throwaway container, not on this host.
     inside_io, inside_tools = "/tmp/nb-lab-io", "/tmp/nb-lab-tools"  # noqa: S108 - container path
-    args = ["run", "--rm", "--user", "0:0", "--entrypoint", "/bin/bash",
-            "-v", f"{io_dir}:{inside_io}", "-v", f"{tools}:{inside_tools}:ro"]
+    docker_args = ["-v", f"{io_dir}:{inside_io}", "-v", f"{tools}:{inside_tools}:ro"]
     if secrets.ca_bundle is not None:
-        args += ["-v", f"{secrets.ca_bundle}:/run/secrets/ca:ro"]
-    for name, value in (("pip_index_url", secrets.index_url),
-                        ("pip_extra_index_url", secrets.extra_index_url)):
-        if value:
-            path = io_dir.parent / f"{io_dir.name}.{name}"
-            path.touch(mode=0o600)
-            path.write_text(value)
-            args += ["-v", f"{path}:/run/secrets/{name}:ro"]
-    args += [base_image, f"{inside_tools}/lock-lab-extensions", mode, inside_io]
-    proc = run_docker(*args, timeout=1800)
-    for name in ("pip_index_url", "pip_extra_index_url"):
-        (io_dir.parent / f"{io_dir.name}.{name}").unlink(missing_ok=True)
+        docker_args += ["-v", f"{secrets.ca_bundle}:/run/secrets/ca:ro"]
+    names = ("pip_index_url", "pip_extra_index_url")
+    try:
+        for name, value in zip(names, (secrets.index_url, secrets.extra_index_url),
+                               strict=True):
+            if value:
+                path = io_dir.parent / f"{io_dir.name}.{name}"
+                path.touch(mode=0o600)
+                path.write_text(value)
+                docker_args += ["-v", f"{path}:/run/secrets/{name}:ro"]
+        argv = ["run", "--rm", "--user", "0:0", "--entrypoint", "/bin/bash",
+                *docker_args, base_image, f"{inside_tools}/{helper}", *args,
+                inside_io]
+        proc = run_docker(*argv, timeout=1800)
+    finally:  # the credentials never outlive the container, whatever happens
+        for name in names:
+            (io_dir.parent / f"{io_dir.name}.{name}").unlink(missing_ok=True)
     output = (proc.stdout + proc.stderr).decode("utf-8", "replace")
     return proc.returncode, mask_secrets(output, secrets)
 
@@ -551,7 +576,8 @@ def lock_lab(*, lab: Lab, payload_name: str, directory: Path, base_image: str,
         io_dir.mkdir()
         (io_dir / "lab.in").write_text("".join(f"{e}\n" for e in lab.extensions))
         mode = "freeze" if check else "resolve"
-        code, output = _container(base_image, io_dir, tools, mode, secrets)
+        code, output = run_lock_helper(base_image, io_dir, tools,
+                                       "lock-lab-extensions", [mode], secrets)
         freeze_file = io_dir / "freeze.txt"
         if not freeze_file.is_file() or not freeze_file.read_text().strip():
             tail = "\n".join(f"  | {ln}" for ln in output.splitlines()[-20:])

@@ -73,6 +73,9 @@ class LoadedPayload:
         The lock file of ``lab.extensions`` (:data:`nubladobuild.lab.LOCK_FILE`)
         when the payload has extensions and the file exists; the plan
         checks it against payload.yaml.
+    source : bytes
+        ``payload.yaml`` as read (with ``inputs`` and ``lab_lock``, every
+        file the loader read; see :func:`nubladobuild.resolve.inputs_sha256`).
     """
 
     model: Payload
@@ -80,6 +83,7 @@ class LoadedPayload:
     inputs: tuple[StepInput, ...] = ()
     lines: dict[Loc, int] = field(default_factory=dict, compare=False)
     lab_lock: bytes | None = None
+    source: bytes = field(default=b"", compare=False)
 
     def line_for(self, loc: Loc) -> int | None:
         """Return the payload.yaml line of a YAML location."""
@@ -232,7 +236,7 @@ def _pydantic_problems(exc: ValidationError, file: str,
 
 
 def _step_problems(data: dict[str, Any], directory: Path, file: str,
-                   lines: dict[Loc, int], model: Payload | None
+                   lines: dict[Loc, int], model: Payload | None, locking: bool
                    ) -> tuple[list[Problem], list[StepInput]]:
     """Let each kind read and check the files of every step that parsed."""
     problems: list[Problem] = []
@@ -269,7 +273,7 @@ def _step_problems(data: dict[str, Any], directory: Path, file: str,
         ctx = StepContext(index=index, kind=kind_name, directory=directory,
                           file=file, line_for=lambda loc: _line_for(loc, lines),
                           kernel_python=kernel_python, payload_name=str(name),
-                          exclude=exclude)
+                          exclude=exclude, locking=locking)
         kind.load(spec, ctx)
         problems.extend(ctx.problems)
         inputs.append(ctx.input)
@@ -311,6 +315,8 @@ class RawPayload:
     lines: dict[Loc, int]
     #: Duplicate keys: location, message, line.
     dupes: list[tuple[Loc, str, int]]
+    #: The file's text, as read.
+    text: str = ""
 
 
 def read_payload_yaml(directory: Path) -> RawPayload:
@@ -407,16 +413,19 @@ def read_payload_yaml(directory: Path) -> RawPayload:
     if not isinstance(data, dict):
         raise PayloadInvalid([Problem(file, "", "the top level must be a mapping "
                                       "with name, install and kernel", 1)])
-    return RawPayload(file=file, data=data, lines=lines, dupes=dupes)
+    return RawPayload(file=file, data=data, lines=lines, dupes=dupes, text=text)
 
 
-def load_payload(directory: Path) -> LoadedPayload:
+def load_payload(directory: Path, *, locking: bool = False) -> LoadedPayload:
     """Load, validate and check a payload directory.
 
     Parameters
     ----------
     directory
         The directory holding ``payload.yaml`` and the files it names.
+    locking
+        Load for ``nublado-build lock``: a pip step's lock file may be
+        missing or stale.
 
     Returns
     -------
@@ -440,7 +449,8 @@ def load_payload(directory: Path) -> LoadedPayload:
         model = Payload.model_validate(data)
     except ValidationError as exc:
         problems.extend(_pydantic_problems(exc, file, lines))
-    step_problems, inputs = _step_problems(data, directory, file, lines, model)
+    step_problems, inputs = _step_problems(data, directory, file, lines, model,
+                                           locking)
     problems.extend(step_problems)
     problems.extend(profile_problems(data.get("compat"), file,
                                      lambda loc: _line_for(loc, lines)))
@@ -457,4 +467,5 @@ def load_payload(directory: Path) -> LoadedPayload:
         raise PayloadInvalid(problems)
     assert model is not None
     return LoadedPayload(model=model, directory=directory, inputs=tuple(inputs),
-                         lines=lines, lab_lock=lab_lock)
+                         lines=lines, lab_lock=lab_lock,
+                         source=raw.text.encode("utf-8"))

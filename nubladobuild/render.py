@@ -26,6 +26,12 @@ MAX_CONTEXT_BYTES = 4 * 1024 * 1024 * 1024
 #: The file that marks a directory as a rendered context (``render -o``
 #: replaces only such directories).
 MARKER = ".nublado-build-context"
+#: Labels whose values a build passes as build arguments (label, ARG): they
+#: change from build to build (the time) or are not known to ``render``
+#: (the tag), so the rendered Dockerfile stays the same for render and
+#: build, and the layers stay cached.
+BUILD_LABELS = (("org.opencontainers.image.created", "NUBLADO_CREATED"),
+                ("org.opencontainers.image.version", "NUBLADO_IMAGE_VERSION"))
 
 
 def render_dockerfile(plan: Plan, resolved: Resolved) -> str:
@@ -45,7 +51,8 @@ def render_dockerfile(plan: Plan, resolved: Resolved) -> str:
         kernel=plan.kernel,
         shell_path=plan.shell_path,
         python=plan.python,
-        labels=plan.labels,
+        labels=plan.labels + resolved.labels,
+        build_labels=BUILD_LABELS,
         compat=plan.compat,
         lab=plan.lab,
     )

@@ -171,3 +171,16 @@ def mask_secrets(text: str, secrets: BuildSecrets | None = None) -> str:
                 if "@" in url:
                     text = text.replace(url, mask_url(url))
     return mask_url(text)
+
+
+_REF_USERINFO = re.compile(r"^[^/@\s]+@(?!sha256:)")
+
+
+def mask_reference(reference: str) -> str:
+    """Mask credentials in an image reference or registry URL.
+
+    ``user:token@registry/x`` and ``https://user:token@registry/x`` become
+    ``***@registry/x`` and ``https://***@registry/x``; a digest
+    (``name@sha256:...``) is kept.
+    """
+    return _REF_USERINFO.sub("***@", mask_url(reference))

@@ -15,7 +15,8 @@ from the image's labels and reported in the summary (``suites``):
     Runs on every image; alone on a base image (no ``io.nublado.payload.*``
     labels).
 ``payload/``
-    What a payload adds: its labels, manifest, one kernelspec check per
+    What a payload adds: its labels (provenance labels of their shapes
+    among them), manifest, one kernelspec check per
     kernel and one wrapper check per wrapper script (none: one skipped case,
     by name), kernels from the payload's Python, the terminal setup, the lab
     offering and starting the payload kernel, and in a real browser

@@ -136,6 +136,9 @@ class StepContext:
     kernel_python: str | None
     payload_name: str
     exclude: tuple[str, ...] = ()
+    #: Loading for ``nublado-build lock``: lock files may be missing or
+    #: stale (the command is about to write them).
+    locking: bool = False
     problems: list[Problem] = field(default_factory=list)
     input: StepInput = field(default_factory=StepInput)
 

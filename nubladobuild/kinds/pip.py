@@ -14,7 +14,8 @@ from nubladobuild.kinds._protocol import (
     StepInput,
     StepPlan,
 )
-from nubladobuild.requirements import parse_requirements
+from nubladobuild.piplock import input_digest, recorded_digest
+from nubladobuild.requirements import Requirements, parse_requirements
 
 #: Where the requirements file goes in the step's context directory.
 REQUIREMENTS = "requirements.txt"
@@ -31,6 +32,22 @@ class PipStep(Strict):
         description="Interpreter that creates the venv (path or python3[.N]).",
     )
     installer: Literal["pip", "uv"] = "pip"
+    #: A hash lock of ``requirements`` made by ``nublado-build lock``; when
+    #: given, the step installs it (``--require-hashes``) instead.
+    lock: RelFile | None = None
+
+
+def lock_input(text: bytes, reqs: Requirements) -> bytes:
+    """Return the requirements as the step installs them: ipykernel added.
+
+    The kernel needs ipykernel; a file that lacks it gets it (the loader
+    refuses hash-locked files that lack it). A ``lock`` is made from, and
+    records the digest of, exactly this text.
+    """
+    if reqs.has("ipykernel"):
+        return text
+    return (text.rstrip(b"\n") + b"\n# added by nublado-build for the kernel\n"
+            b"ipykernel\n") if text.strip() else b"ipykernel\n"
 
 
 def load(spec: PipStep, ctx: StepContext) -> None:
@@ -53,16 +70,50 @@ def load(spec: PipStep, ctx: StepContext) -> None:
                     "which the kernel needs; add ipykernel to the input and lock "
                     "again")
     ctx.input.extra = reqs
+    if spec.lock is not None and reqs.hashed:
+        ctx.problem("lock", f"{spec.requirements!r} is hash-locked already; "
+                    "install it as it is and drop lock")
+    elif spec.lock is not None and not ctx.locking:
+        _check_lock(spec, ctx, lock_input(data, reqs))
+
+
+def _check_lock(spec: PipStep, ctx: StepContext, locked_input: bytes) -> None:
+    """Refuse a lock that is missing, unhashed or made from other requirements."""
+    assert spec.lock is not None
+    again = f"run `nublado-build lock {ctx.directory}` and commit {spec.lock}"
+    if not (ctx.directory / spec.lock).exists():
+        ctx.problem("lock", f"{spec.lock!r} does not exist yet; {again}")
+        return
+    data = ctx.read("lock", spec.lock)
+    if data is None:
+        return
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        ctx.problem("lock", f"{spec.lock!r} is not UTF-8 text; {again}")
+        return
+    recorded = recorded_digest(text)
+    if recorded is None:
+        ctx.problem("lock", f"{spec.lock!r} was not made by nublado-build lock "
+                    f"(no input record); {again}")
+    elif recorded != input_digest(locked_input):
+        ctx.problem("lock", f"{spec.lock!r} is stale: {spec.requirements} "
+                    f"changed since it was made; {again}")
+    else:
+        lock = parse_requirements(text)
+        for line, message in lock.problems:
+            ctx.problem("lock", f"{spec.lock}:{line}: {message}")
+        if not lock.hashed:
+            ctx.problem("lock", f"{spec.lock!r} has no hashes; {again}")
 
 
 def plan(index: int, spec: PipStep, step: StepInput, payload: object) -> StepPlan:
     """Plan the step: its requirements (with ipykernel added) and settings."""
-    text = step.files[spec.requirements]
     reqs = step.extra
-    if not reqs.has("ipykernel"):
-        # The kernel needs ipykernel; the loader refused locked files lacking it.
-        text = (text.rstrip(b"\n") + b"\n# added by nublado-build for the kernel\n"
-                b"ipykernel\n") if text.strip() else b"ipykernel\n"
+    if spec.lock is not None:  # the loader checked it is current and hashed
+        text, hashed = step.files[spec.lock], True
+    else:
+        text, hashed = lock_input(step.files[spec.requirements], reqs), reqs.hashed
     return StepPlan(
         index=index,
         kind=KIND.name,
@@ -72,7 +123,7 @@ def plan(index: int, spec: PipStep, step: StepInput, payload: object) -> StepPla
             "python": spec.python,
             "prefix": spec.prefix,
             "installer": spec.installer,
-            "hashes": "hashes" if reqs.hashed else "nohashes",
+            "hashes": "hashes" if hashed else "nohashes",
         },
     )
 
@@ -83,4 +134,4 @@ def environment(spec: PipStep, payload_name: str) -> Environment:
 
 
 KIND = Kind(name="pip", model=PipStep, load=load, plan=plan,
-            environment=environment, files=("requirements",))
+            environment=environment, files=("requirements", "lock"))

@@ -113,9 +113,9 @@ def build_payload(base_image: str) -> Callable[..., CliResult]:
 #: modes (as the image's user; arbitrary UID on a read-only root).
 BASE_PASSED = 21
 #: The payload suite on an image with one kernel, when nothing is skipped:
-#: 11 image checks (the pairing check among them), 3 lab checks in 2
-#: modes, 3 browser checks (launcher, slider, ipympl figure).
-PAYLOAD_CASES = 20
+#: 12 image checks (the pairing and provenance-label checks among them), 3
+#: lab checks in 2 modes, 3 browser checks (launcher, slider, ipympl figure).
+PAYLOAD_CASES = 21
 #: Skipped when no kernel has a wrapper script.
 NO_WRAPPER = "payload/test_payload.py::test_kernel_wrappers_exec_the_kernel[no-wrapper]"
 #: Skipped when the payload kernel has no ipywidgets (and no ipympl).

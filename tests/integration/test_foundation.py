@@ -39,7 +39,7 @@ def test_scipy_lab_meets_contract(scipy_image: str, tmp_path: Path,
     # ipywidgets and ipympl: nothing is skipped, the widget browser checks
     # run.
     assert_contract(summary, kernel="scipy", payload_tests=5)
-    assert summary["passed"] == BASE_PASSED + 20 + 5
+    assert summary["passed"] == BASE_PASSED + 21 + 5
 
 
 def test_base_image_meets_base_contract(base_image: str, tmp_path: Path,

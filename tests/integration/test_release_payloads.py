@@ -84,7 +84,7 @@ def test_sciplat_lab_meets_contract(sciplat_image: str, chromium: str,
     # ipywidgets in the stack).
     assert_contract(summary, kernel="lsst", payload_tests=8,
                     skipped=(OWN_SHELL, *NO_WIDGETS), compat=True)
-    assert summary["passed"] == BASE_PASSED + 17 + 6 + 8
+    assert summary["passed"] == BASE_PASSED + 18 + 6 + 8
     assert _labels(sciplat_image)["io.nublado.compat"] == "nublado-legacy"
     # The lab section: the spellchecker the real sciplat-lab adds to its lab.
     assert _labels(sciplat_image)["io.nublado.lab.extensions"] == \
@@ -99,7 +99,7 @@ def test_spherex_lab_meets_contract(spherex_image: str, chromium: str,
     # check is skipped, and the widget checks (no ipywidgets).
     assert_contract(summary, kernel="spherex", payload_tests=6,
                     skipped=(NOT_LEGACY, *NO_WIDGETS), compat=True)
-    assert summary["passed"] == BASE_PASSED + 18 + 5 + 6
+    assert summary["passed"] == BASE_PASSED + 19 + 5 + 6
     assert _labels(spherex_image)["io.nublado.compat"] == "explicit"
 
 

@@ -12,7 +12,7 @@ import pytest
 from nubladobuild.errors import InputError, PayloadInvalid
 from nubladobuild.loader import load_payload
 from nubladobuild.plan import check_grants
-from nubladobuild.render import MARKER
+from nubladobuild.render import BUILD_LABELS, MARKER
 from nubladobuild.secrets import BuildSecrets, mask_secrets, mask_url
 from tests.unit.helpers import dockerfile_of, plan_of, render_to
 
@@ -90,7 +90,14 @@ def test_user_entrypoint_cmd_and_labels_are_last_and_literal() -> None:
     assert lines[-4:] == ["WORKDIR /tmp", 'ENTRYPOINT ["tini", "--"]',
                           'CMD ["/usr/local/share/jupyterlab/runlab"]',
                           "USER 1000:100"]
-    assert "${" not in "\n".join(lines)
+    # The only substitutions: the build-time labels (creation time, tag),
+    # from build arguments the stage declares itself (no payload step runs
+    # in this stage, and nublado-build alone passes them).
+    allowed = {f'{name}="${{{arg}}}"' for name, arg in BUILD_LABELS}
+    words = " ".join(lines).replace("\\", " ").split()
+    assert [w for w in words if "${" in w and w not in allowed] == []
+    assert [ln for ln in lines if ln.startswith("ARG ")] == [
+        f"ARG {arg}=" for _, arg in BUILD_LABELS]
 
 
 def test_guard_runs_in_its_own_stage_from_the_base() -> None:

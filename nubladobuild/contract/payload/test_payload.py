@@ -21,6 +21,7 @@ from nubladobuild.contract.plugin import (
     ImageInfo,
     run_kernel,
 )
+from nubladobuild.inspect import label_problems
 from nubladobuild.pairing import (
     PAIRING_LABEL,
     ManifestMissing,
@@ -36,6 +37,16 @@ def test_image_is_a_payload_image(image_info: ImageInfo) -> None:
     assert image_info.payload, "image lacks the io.nublado.payload.name label"
     assert image_info.kernels, "image lacks the io.nublado.payload.kernels label"
     assert image_info.python.startswith("/")
+
+
+def test_provenance_labels(image_info: ImageInfo) -> None:
+    """The OCI and nublado provenance labels are there, each of its shape.
+
+    When it was built, for which tag, from which inputs and base, by which
+    nublado-build (and, from a git checkout, the revision and remote).
+    """
+    problems = label_problems(image_info.labels)
+    assert not problems, "; ".join(problems)
 
 
 def test_payload_manifest(host: Any, image_info: ImageInfo) -> None:
