@@ -9,6 +9,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -36,6 +37,7 @@ from nubladobuild.images import (
     plan_payload,
     prepare_context,
     resolve_python_image,
+    up_to_date,
 )
 from nubladobuild.loader import load_payload
 from nubladobuild.payload_schema import schema_text
@@ -538,16 +540,30 @@ def diff_cmd(image_a: str, image_b: str, as_json: bool) -> None:
               help="Base profile of the lab venv (see `base`).")
 @click.option("--keep-going", is_flag=True, help="Build the other payloads when "
               "one fails; exit 1 at the end.")
+@click.option("--force", is_flag=True, help="Rebuild payloads that are up to "
+              "date (same inputs, base and nubladobuild version as their image).")
+@click.option("--test", "run_tests", is_flag=True, help="Run the image contract "
+              "on each built image before tagging it (see `build --test`).")
+@click.option("--push", "push_prefixes", multiple=True, callback=_one_line_values,
+              help="Push each payload built in this run to PREFIX/<name>:<tag> "
+              "(e.g. localhost:5000/rubin); repeat for several registries.")
 @conda_channel_option
 @allow_secret_option
 @secret_options
 @json_option
 def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
-              python_image: str, profile: str, keep_going: bool,
+              python_image: str, profile: str, keep_going: bool, force: bool,
+              run_tests: bool, push_prefixes: tuple[str, ...],
               conda_channels: tuple[str, ...],
               allow_secrets: tuple[str, ...], ca_bundle: Path | None,
               index_url: str | None, no_host_config: bool, as_json: bool) -> None:
-    """Build the base, then every payload on it, in order."""
+    """Build the base, then every payload on it that is not up to date.
+
+    A payload is up to date when its image (<name>:latest) records the same
+    inputs, the same base image and the same nubladobuild version
+    (--force rebuilds it anyway). Ends with a summary: built, up to date,
+    failed, with times; exit 1 when any failed.
+    """
     out = Output(as_json)
     dirs = list(payload_dirs) or sorted(p.parent for p in root.glob("*/payload.yaml"))
     if not dirs:
@@ -559,36 +575,60 @@ def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
     plans = [plan_payload(load_payload(directory), base_tag) for directory in dirs]
     for plan in plans:
         check_grants(plan, allow_secrets)
+    destinations = {plan.name: check_destinations(
+        [f"{prefix.rstrip('/')}/{plan.name}:latest" for prefix in push_prefixes],
+        "--push") for plan in plans}
     secrets = host_secrets(ca_bundle, index_url, not no_host_config)
     base_result = build_base(python_image=resolve_python_image(python_image),
                              tags=[base_tag], secrets=secrets, sink=out.sink,
                              options=BaseOptions(profile=profile))
-    built: list[dict[str, Any]] = []
-    failed: list[str] = []
+    rows: list[dict[str, Any]] = []
     for plan in plans:
+        started = time.monotonic()
+        tag = f"{plan.name}:latest"
+        if not force and up_to_date(plan, tag):
+            rows.append({"payload": plan.name, "status": "up to date", "tags": [tag],
+                         "seconds": round(time.monotonic() - started, 1)})
+            out.progress(f"{plan.name}: up to date ({tag})")
+            continue
+        tested: list[dict[str, Any]] = []
         try:
             with tempfile.TemporaryDirectory(prefix="nublado-context-") as tmp:
-                result = build_payload(plan=plan, tags=[], secrets=secrets,
-                                       sink=out.sink, workdir=Path(tmp),
-                                       conda_channels=conda_channels)
+                result = build_payload(
+                    plan=plan, tags=[], secrets=secrets, sink=out.sink,
+                    workdir=Path(tmp), conda_channels=conda_channels,
+                    test=_contract_gate(plan.loaded.directory, plan.name, out,
+                                        tested) if run_tests else None)
+            pushed = _push_built(result.result.tags, result.result.image_id,
+                                 destinations[plan.name], out)
         except NubladoError as exc:
             if not keep_going:
                 raise
-            failed.append(str(plan.loaded.directory))
+            rows.append({"payload": plan.name, "status": "failed",
+                         "error": mask_secrets(exc.message),
+                         "seconds": round(time.monotonic() - started, 1)})
             click.echo(f"nublado-build: {mask_secrets(exc.message)}", err=True)
             continue
         _pairing_warnings(result)
-        built.append({"payload": result.plan.name,
-                      "tags": list(result.result.tags),
-                      "seconds": round(result.result.seconds, 1),
-                      "pairing": _pairing_json(result)})
+        rows.append({"payload": plan.name, "status": "built",
+                     "tags": list(result.result.tags),
+                     "seconds": round(time.monotonic() - started, 1),
+                     "pairing": _pairing_json(result),
+                     "pushed": [_pushed_json(p) for p in pushed],
+                     "tested": bool(tested)})
+    failed = [r["payload"] for r in rows if r["status"] == "failed"]
+    width = max(len(r["payload"]) for r in rows)
+    table = [f"base {base_tag}: {base_result.seconds:.0f} s",
+             f"{'payload':<{width}}  {'status':<10}  seconds"]
+    table += [f"{r['payload']:<{width}}  {r['status']:<10}  {r['seconds']:.1f}"
+              for r in rows]
+    counts = {s: sum(1 for r in rows if r["status"] == s)
+              for s in ("built", "up to date", "failed")}
+    table.append(", ".join(f"{n} {s}" for s, n in counts.items()))
     out.result({"base": {"tags": list(base_result.tags), "profile": profile,
                          "seconds": round(base_result.seconds, 1)},
-                "payloads": built, "failed": failed},
-               "\n".join([f"base {base_tag}: {base_result.seconds:.0f} s"]
-                         + [f"{b['payload']}: {', '.join(b['tags'])} "
-                            f"({b['seconds']:.0f} s)" for b in built]
-                         + [f"FAILED: {f}" for f in failed]))
+                "payloads": rows, "counts": counts, "failed": failed},
+               "\n".join(table))
     if failed:
         sys.exit(1)
 

@@ -234,3 +234,42 @@ def build_payload(*, plan: Plan, tags: list[str], secrets: BuildSecrets,
         sink=sink, no_cache=no_cache, check=check)
     return PayloadBuild(plan=plan, resolved=resolved, result=result,
                         pairing=checked[0])
+
+
+#: The label that names the nubladobuild version that built an image.
+BUILD_VERSION_LABEL = "io.nublado.build.version"
+
+
+def up_to_date(plan: Plan, tag: str) -> bool:
+    """Whether the image at ``tag`` is what building ``plan`` would make now.
+
+    It is when its labels record the same inputs (every file the loader
+    read and the base profile: ``io.nublado.inputs.sha256``), the same base
+    image (``io.nublado.base.digest``: the base's ID, so a rebuilt base
+    rebuilds every payload) and the same nubladobuild version. The build
+    time, tags and git revision do not count.
+
+    Parameters
+    ----------
+    plan
+        The payload's plan (its base image included).
+    tag
+        The image reference the build would tag.
+
+    Returns
+    -------
+    bool
+        True when a build can be skipped.
+    """
+    from nubladobuild import __version__
+    from nubladobuild.profiles import PROFILE_LABEL
+    from nubladobuild.resolve import BASE_DIGEST_LABEL, INPUTS_LABEL, inputs_sha256
+
+    base, image = inspect_image(plan.base_image), inspect_image(tag)
+    if base is None or image is None:
+        return False
+    want = {BASE_DIGEST_LABEL: base.id,
+            INPUTS_LABEL: inputs_sha256(plan.loaded,
+                                        base.labels.get(PROFILE_LABEL, "")),
+            BUILD_VERSION_LABEL: __version__}
+    return all(image.labels.get(name) == value for name, value in want.items())

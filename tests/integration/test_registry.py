@@ -238,3 +238,64 @@ def test_build_test_gates_tags_and_push(
     finally:
         docker("rmi", good, check=False)
         docker("rmi", FAIL_TAG, check=False)
+
+
+def _tiny_payload(directory: Path, name: str, requirements: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "requirements.txt").write_text(requirements)
+    (directory / "payload.yaml").write_text(
+        f"name: {name}\ninstall:\n  - pip: {{requirements: requirements.txt}}\n"
+        f"kernel: {{name: {name}, display_name: {name}}}\n")
+    return directory
+
+
+def _statuses(doc: dict[str, Any]) -> dict[str, str]:
+    return {row["payload"]: row["status"] for row in doc["payloads"]}
+
+
+def test_build_all_skips_what_is_up_to_date_and_pushes_what_it_built(
+        tmp_path: Path, registry: Registry, base_image: str,
+        minimal_base_image: str) -> None:
+    names = ("nbtest-all-one", "nbtest-all-two", "nbtest-all-three")
+    one = _tiny_payload(tmp_path / "one", names[0], "")
+    two = _tiny_payload(tmp_path / "two", names[1], "iniconfig\n")
+    three = _tiny_payload(tmp_path / "three", names[2], "")
+    every = [str(one), str(two), str(three)]
+    pushed = [f"{registry.host}/ci/{n}:latest" for n in names]
+    try:
+        first = run_cli("build-all", *every, "--base-tag", base_image, "--json",
+                        "--push", f"{registry.host}/ci").json
+        assert _statuses(first) == dict.fromkeys(names, "built")
+        assert first["counts"] == {"built": 3, "up to date": 0, "failed": 0}
+        assert [registry.tags(f"ci/{n}") for n in names] == [["latest"]] * 3
+        assert [row["pushed"][0]["ref"] for row in first["payloads"]] == pushed
+
+        started = time.monotonic()
+        second = run_cli("build-all", *every, "--base-tag", base_image, "--json").json
+        second_seconds = time.monotonic() - started
+        assert _statuses(second) == dict.fromkeys(names, "up to date")
+        assert all(row["seconds"] < 5 for row in second["payloads"]), second
+        assert second_seconds < 60, second_seconds
+
+        # One input changes: only that payload is rebuilt. Another breaks:
+        # it fails, and its tag stays on the image it had.
+        (two / "requirements.txt").write_text("iniconfig\npluggy\n")
+        (three / "requirements.txt").write_text("nublado-no-such-package-x1\n")
+        before = _image_id(f"{names[2]}:latest")
+        third = run_cli("build-all", *every, "--base-tag", base_image, "--json",
+                        "--keep-going", check=False)
+        assert third.returncode == 1, third.stderr
+        assert _statuses(third.json) == {names[0]: "up to date", names[1]: "built",
+                                         names[2]: "failed"}
+        assert _image_id(f"{names[2]}:latest") == before
+
+        # Another base: every payload is rebuilt on it.
+        fourth = run_cli("build-all", str(one), str(two), "--base-tag",
+                         minimal_base_image, "--profile", "minimal", "--json").json
+        assert _statuses(fourth) == {names[0]: "built", names[1]: "built"}
+        labels = json.loads(docker("image", "inspect", f"{names[0]}:latest").stdout
+                            )[0]["Config"]["Labels"]
+        assert labels["io.nublado.base.digest"] == _image_id(minimal_base_image)
+    finally:
+        docker("image", "rm", "-f", *(f"{n}:latest" for n in names), *pushed,
+               check=False)

@@ -294,3 +294,20 @@ def test_contract_gate_failure_is_test_failed(monkeypatch: pytest.MonkeyPatch,
         in message
     assert "payload-tests/test_x.py::test_fails" in message
     assert "No image was tagged and nothing was pushed" in message
+
+
+def test_build_all_checks_push_prefixes_before_building(tmp_path: Path) -> None:
+    """A bad --push prefix is exit 2 before the engine is asked anything."""
+    payload = tmp_path / "p"
+    payload.mkdir()
+    (payload / "requirements.txt").write_text("")
+    (payload / "payload.yaml").write_text(
+        "name: p\ninstall:\n  - pip: {requirements: requirements.txt}\n"
+        "kernel: {name: p, display_name: P}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "nubladobuild", "build-all", str(payload),
+         "--push", "Bad Registry!/x"], capture_output=True, text=True,
+        env={**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("nublado-build: --push: ")
+    assert "Traceback" not in proc.stderr
