@@ -8,6 +8,7 @@ into an image with the same interpreter layout (``/usr/local/bin/python3``).
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import tempfile
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from nubladobuild.engine import docker_cli, engine
 from nubladobuild.errors import BuildFailed, EnvironmentProblem
+from nubladobuild.progress import Phase, Progress
 
 #: Debian suite -> the Python version it ships.
 SUITES = {"trixie": "3.13", "bookworm": "3.11"}
@@ -43,8 +45,14 @@ def official_tag(suite: str) -> str:
     return f"python:{SUITES[suite]}-slim-{suite}"
 
 
+def _phase(progress: Progress | None, name: str) -> contextlib.AbstractContextManager[
+        Phase | None]:
+    return progress.phase(name) if progress is not None else contextlib.nullcontext()
+
+
 def bootstrap(suite: str = "trixie", mirror: str | None = None,
-              tag: str | None = None) -> BootstrapResult:
+              tag: str | None = None,
+              progress: Progress | None = None) -> BootstrapResult:
     """Build a Python base image from Debian packages and import it.
 
     Parameters
@@ -55,6 +63,8 @@ def bootstrap(suite: str = "trixie", mirror: str | None = None,
         Debian mirror URL; debootstrap's default when None.
     tag
         Image tag; ``nublado-build/python:<ver>-slim-<suite>`` by default.
+    progress
+        Shows the phases (debootstrap, import, check) with their times.
 
     Raises
     ------
@@ -79,7 +89,10 @@ def bootstrap(suite: str = "trixie", mirror: str | None = None,
                 suite, str(rootfs)]
         if mirror:
             argv.append(mirror)
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        with _phase(progress, f"debootstrap Debian {suite}") as phase:
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if phase is not None:
+                phase.failed = proc.returncode != 0
         if proc.returncode != 0:
             last = "\n".join(f"  | {ln}" for ln in
                              (proc.stdout + proc.stderr).splitlines()[-15:])
@@ -96,19 +109,26 @@ def bootstrap(suite: str = "trixie", mirror: str | None = None,
             for item in (rootfs / junk).glob("*"):
                 if item.is_file():
                     item.unlink()
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c",
-                                "."], stdout=subprocess.PIPE)
-        imported = subprocess.run(
-            [docker_cli(), "import",
-             "--change", f"ENV PATH={_PATH}",
-             "--change", "ENV LANG=C.UTF-8",
-             "--change", 'CMD ["python3"]',
-             "-", tag], stdin=tar.stdout, capture_output=True, text=True, check=False)
-        tar.wait()
+        with _phase(progress, f"import {tag}") as phase:
+            tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c",
+                                    "."], stdout=subprocess.PIPE)
+            imported = subprocess.run(
+                [docker_cli(), "import",
+                 "--change", f"ENV PATH={_PATH}",
+                 "--change", "ENV LANG=C.UTF-8",
+                 "--change", 'CMD ["python3"]',
+                 "-", tag], stdin=tar.stdout, capture_output=True, text=True,
+                check=False)
+            tar.wait()
+            if phase is not None:
+                phase.failed = imported.returncode != 0 or tar.returncode != 0
         if imported.returncode != 0 or tar.returncode != 0:
             raise BuildFailed(f"docker import of the root filesystem failed: "
                               f"{imported.stderr.strip()}")
-    version = subprocess.run([docker_cli(), "run", "--rm", tag, "python3", "-c",
-                              "import platform; print(platform.python_version())"],
-                             capture_output=True, text=True, check=False)
+    with _phase(progress, "check python3") as phase:
+        version = subprocess.run([docker_cli(), "run", "--rm", tag, "python3", "-c",
+                                  "import platform; print(platform.python_version())"],
+                                 capture_output=True, text=True, check=False)
+        if phase is not None:
+            phase.result = f"python3 {version.stdout.strip()}"
     return BootstrapResult(tag=tag, python=version.stdout.strip(), suite=suite)

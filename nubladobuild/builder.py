@@ -22,10 +22,12 @@ from pathlib import Path
 
 from nubladobuild.engine import find_build_client, tag_image
 from nubladobuild.errors import BuildFailed, InputError
+from nubladobuild.progress import Progress
 from nubladobuild.refs import BadReference, parse_reference
 from nubladobuild.secrets import BuildSecrets, SecretFiles, mask_secrets
 
-#: Called with each line of build output (progress display).
+#: Called with each line of build output. A :class:`~nubladobuild.progress.Progress`
+#: is one too: it then shows the build's steps instead of its raw lines.
 LineSink = Callable[[str], None]
 
 _STEP = re.compile(r"^#(\d+) ")
@@ -146,7 +148,8 @@ def run_build(*, what: str, context: Path, dockerfile: Path,
     secrets
         Secrets handed to the build (never stored in a layer).
     sink
-        Receives each output line for progress display; None is quiet.
+        Receives each output line; a :class:`~nubladobuild.progress.Progress`
+        shows the steps (``Progress.build``); None is quiet.
     no_cache
         Build every step again.
     check
@@ -181,25 +184,29 @@ def run_build(*, what: str, context: Path, dockerfile: Path,
                                     stderr=subprocess.STDOUT, text=True, env=env,
                                     errors="replace", start_new_session=True)
             assert proc.stdout is not None
-            try:
-                with _sigterm_stops():
-                    for raw in proc.stdout:
-                        raw = mask_secrets(raw, secrets)
-                        line = raw.rstrip("\n")
-                        log_file.write(raw)
-                        tail.append(line)
-                        if sink is not None:
-                            sink(line)
-                    returncode = proc.wait()
-            except (KeyboardInterrupt, _Terminated):
-                os.killpg(proc.pid, signal.SIGINT)
+            display = sink.build(what) if isinstance(sink, Progress) \
+                else contextlib.nullcontext(sink)
+            with display as line_sink:
                 try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                raise BuildFailed(f"{what}: build interrupted. No image was tagged; "
-                                  f"existing tags are unchanged. Log: {log}") from None
+                    with _sigterm_stops():
+                        for raw in proc.stdout:
+                            raw = mask_secrets(raw, secrets)
+                            line = raw.rstrip("\n")
+                            log_file.write(raw)
+                            tail.append(line)
+                            if line_sink is not None:
+                                line_sink(line)
+                        returncode = proc.wait()
+                except (KeyboardInterrupt, _Terminated):
+                    os.killpg(proc.pid, signal.SIGINT)
+                    try:
+                        proc.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait()
+                    raise BuildFailed(f"{what}: build interrupted. No image was "
+                                      "tagged; existing tags are unchanged. "
+                                      f"Log: {log}") from None
         seconds = time.monotonic() - start
         if returncode != 0 or not iidfile.is_file():
             raise BuildFailed(_failure_message(f"Build of {what}", list(tail), log,

@@ -18,10 +18,12 @@ from typing import Any, TypeVar
 import click
 
 from nubladobuild import __version__
-from nubladobuild.builder import check_tags, stderr_sink
+from nubladobuild.builder import check_tags
+from nubladobuild.condalock import PLATFORMS as CONDA_PLATFORMS
 from nubladobuild.errors import (
     EXIT_INPUT,
     InputError,
+    LockOutdated,
     NubladoError,
     PayloadInvalid,
     PushFailed,
@@ -48,6 +50,7 @@ from nubladobuild.profiles import (
     hub_majors,
     profile_names,
 )
+from nubladobuild.progress import Progress, for_stream
 from nubladobuild.push import Destination, Pushed, check_destinations, push_image
 from nubladobuild.secrets import host_secrets, mask_secrets
 from nubladobuild.tags import (
@@ -65,20 +68,25 @@ DEFAULT_BASE_TAG = DEFAULT_BASE_IMAGE
 
 
 class Output:
-    """Where results go: human text on stderr/stdout, or one JSON document."""
+    """Where results go: human text on stderr/stdout, or one JSON document.
+
+    Progress (``nubladobuild.progress``) goes to stderr: a live display on a
+    terminal, plain lines otherwise, nothing in JSON mode.
+    """
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
+        self._display = None if as_json else for_stream()
 
     def progress(self, line: str) -> None:
         """Show a progress line (not in JSON mode)."""
-        if not self.as_json:
-            stderr_sink(line)
+        if self._display is not None:
+            self._display.message(line)
 
     @property
-    def sink(self) -> Callable[[str], None] | None:
-        """Return the build output sink: None (quiet) in JSON mode."""
-        return None if self.as_json else stderr_sink
+    def sink(self) -> Progress | None:
+        """Return the build progress (a line sink): None (quiet) in JSON mode."""
+        return self._display
 
     def result(self, data: dict[str, Any], text: str) -> None:
         """Print the command's result."""
@@ -247,7 +255,7 @@ def bootstrap_cmd(suite: str, mirror: str | None, tag: str | None,
 
     out = Output(as_json)
     out.progress(f"debootstrap Debian {suite} (about a minute)...")
-    result = bootstrap(suite, mirror, tag)
+    result = bootstrap(suite, mirror, tag, progress=out.sink)
     out.result(asdict(result), f"{result.tag}: Python {result.python}")
 
 
@@ -301,7 +309,7 @@ def base(tags: tuple[str, ...], python_image: str, mirror: str | None,
                           user=lab_user, uid=uid, gid=gid, home=lab_home)
     out = Output(as_json)
     secrets = host_secrets(ca_bundle, index_url, not no_host_config)
-    image = resolve_python_image(python_image, mirror=mirror) \
+    image = resolve_python_image(python_image, mirror=mirror, progress=out.sink) \
         if python_image in PYTHON_IMAGE_CHOICES else resolve_python_image(python_image)
     out.progress(f"building the base on {image}")
     result = build_base(python_image=image, tags=list(tags) or [DEFAULT_BASE_TAG],
@@ -395,36 +403,53 @@ def _pairing_json(built: PayloadBuild) -> dict[str, Any]:
 @cli.command("lock")
 @click.argument("payload_dir", type=click.Path(path_type=Path))
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 when a lock "
-              "file is missing or stale (conda: differs from a fresh solve; lab: "
+              "file is missing or stale (conda: content_hash of another environment "
+              "or channels, or a --platform missing; lab: "
               "made for other lab.extensions or another base lab venv).")
 @click.option("--base", "base_image", default=DEFAULT_BASE_IMAGE, show_default=True,
               help="The JupyterLab base whose lab venv constrains lab.extensions.")
+@click.option("--platform", "platforms", multiple=True,
+              type=click.Choice(list(CONDA_PLATFORMS)), default=("linux-64",),
+              show_default=True, help="Conda platform to lock conda steps for "
+              "(repeat for several; all go into one conda-lock.yml).")
 @conda_channel_option
 @secret_options
 @json_option
 def lock_cmd(payload_dir: Path, check: bool, base_image: str,
+             platforms: tuple[str, ...],
              conda_channels: tuple[str, ...], ca_bundle: Path | None,
              index_url: str | None, no_host_config: bool, as_json: bool) -> None:
     """Lock each conda step, pip step with a lock file, and lab.extensions.
 
-    Conda steps are solved with py-rattler. A pip step that names a `lock`
+    Conda steps are solved with py-rattler for each --platform into a lock
+    in conda-lock's format (conda-lock.yml, version 1); the build installs
+    its linux-64 packages. A pip step that names a `lock`
     file is resolved with pip-compile --generate-hashes in a container of
     the base image, for the step's interpreter, into that file (the build
     then installs it with --require-hashes). lab.extensions are resolved
     the same way, the lab venv's installed versions as constraints, into
     lab-requirements.txt. With --check nothing is resolved: each lock is
-    compared with its input and exit 1 names every stale one.
+    compared with its input (conda: the content_hash of each --platform)
+    and exit 1 names every stale one.
     """
     from nubladobuild.condabuild import lock_payload
     from nubladobuild.lab import lock_lab
     from nubladobuild.loader import format_loc
-    from nubladobuild.piplock import lock_pip_steps
+    from nubladobuild.piplock import PipLockResult, lock_pip_steps
     from nubladobuild.resources import data_root
 
     loaded = load_payload(payload_dir, locking=True)
-    results = lock_payload(loaded, conda_channels, check=check)
+    stale: list[str] = []
+    try:
+        results = lock_payload(loaded, conda_channels, check=check,
+                               platforms=platforms)
+    except LockOutdated as exc:  # only with --check: go on, name every stale lock
+        stale.append(exc.message)
+        results = []
     lines = [f"install[{r.index}].conda: {r.lock} "
-             f"{'written' if r.written else 'up to date'} ({r.packages} packages)"
+             f"{'written' if r.written else 'up to date'} ({r.packages} packages"
+             + ("" if r.platforms == ("linux-64",)
+                else f" for linux-64; platforms {', '.join(r.platforms)}") + ")"
              + (f"; {r.hint}" if r.hint else "") for r in results]
     pip_locked = any(s.kind == "pip" and s.spec.lock is not None
                      for s in loaded.model.steps())
@@ -436,10 +461,15 @@ def lock_cmd(payload_dir: Path, check: bool, base_image: str,
             raise InputError(f"--base {base_image}: no such image. Build it first "
                              "with `nublado-build base`; pip locks and "
                              "lab.extensions are resolved on it.")
-    pip_results = lock_pip_steps(
-        loaded, base_image=base_image, check=check, tools=data_root() / "base" / "lab",
-        secrets=host_secrets(ca_bundle, index_url, not no_host_config)) \
-        if pip_locked else []
+    pip_results: list[PipLockResult] = []
+    if pip_locked:
+        try:
+            pip_results = lock_pip_steps(
+                loaded, base_image=base_image, check=check,
+                tools=data_root() / "base" / "lab",
+                secrets=host_secrets(ca_bundle, index_url, not no_host_config))
+        except LockOutdated as exc:  # --check: go on, name every stale lock
+            stale.append(exc.message)
     lines += [f"install[{r.index}].pip: {r.lock} "
               f"{'written' if r.written else 'up to date'} ({r.packages} packages)"
               for r in pip_results]
@@ -452,29 +482,35 @@ def lock_cmd(payload_dir: Path, check: bool, base_image: str,
             return f"{loaded.yaml_path}:{line}: {format_loc(loc)}" if line \
                 else f"{loaded.yaml_path}: {path}"
 
-        lab = lock_lab(lab=loaded.model.lab, payload_name=loaded.model.name,
-                       directory=payload_dir, base_image=base_image,
-                       secrets=host_secrets(ca_bundle, index_url,
-                                            not no_host_config),
-                       check=check, tools=data_root() / "base" / "lab",
-                       where=where)
-        added = ", ".join(f"{n}=={v}" for n, v in lab.added)
-        lines.append(f"lab.extensions: {lab.lock} "
-                     f"{'written' if lab.written else 'up to date'} "
-                     f"({len(lab.added)} packages added to the lab venv: {added})")
-        lab_doc = {"lock": str(lab.lock), "written": lab.written,
-                   "added": [f"{n}=={v}" for n, v in lab.added]}
+        try:
+            lab = lock_lab(lab=loaded.model.lab, payload_name=loaded.model.name,
+                           directory=payload_dir, base_image=base_image,
+                           secrets=host_secrets(ca_bundle, index_url,
+                                                not no_host_config),
+                           check=check, tools=data_root() / "base" / "lab",
+                           where=where)
+        except LockOutdated as exc:
+            stale.append(exc.message)
+        else:
+            added = ", ".join(f"{n}=={v}" for n, v in lab.added)
+            lines.append(f"lab.extensions: {lab.lock} "
+                         f"{'written' if lab.written else 'up to date'} "
+                         f"({len(lab.added)} packages added to the lab venv: "
+                         f"{added})")
+            lab_doc = {"lock": str(lab.lock), "written": lab.written,
+                       "added": [f"{n}=={v}" for n, v in lab.added]}
+    if stale:
+        raise LockOutdated("\n".join(stale))
     if not lines:
         lines = ["no conda steps, no pip step with a lock file and no "
                  "lab.extensions: nothing to lock (add `lock: requirements.lock` to "
                  "a pip step to hash-lock it)"]
-    Output(as_json).result({"locks": [{"index": r.index, "kind": kind,
-                                       "lock": str(r.lock), "packages": r.packages,
-                                       "written": r.written}
-                                      for kind, rs in (("conda", results),
-                                                       ("pip", pip_results))
-                                      for r in rs], "lab": lab_doc},
-                           "\n".join(lines))
+    locks = [{"index": r.index, "kind": "conda", "lock": str(r.lock),
+              "packages": r.packages, "written": r.written,
+              "platforms": list(r.platforms)} for r in results]
+    locks += [{"index": r.index, "kind": "pip", "lock": str(r.lock),
+               "packages": r.packages, "written": r.written} for r in pip_results]
+    Output(as_json).result({"locks": locks, "lab": lab_doc}, "\n".join(lines))
 
 
 @cli.command("test")
@@ -579,7 +615,8 @@ def build_all(payload_dirs: tuple[Path, ...], root: Path, base_tag: str,
         [f"{prefix.rstrip('/')}/{plan.name}:latest" for prefix in push_prefixes],
         "--push") for plan in plans}
     secrets = host_secrets(ca_bundle, index_url, not no_host_config)
-    base_result = build_base(python_image=resolve_python_image(python_image),
+    base_result = build_base(python_image=resolve_python_image(
+                                 python_image, progress=out.sink),
                              tags=[base_tag], secrets=secrets, sink=out.sink,
                              options=BaseOptions(profile=profile))
     rows: list[dict[str, Any]] = []
@@ -665,7 +702,7 @@ def _push_built(tags: tuple[str, ...], image_id: str,
     if not destinations:
         return []
     try:
-        return push_image(tags[0], destinations, progress=out.progress)
+        return push_image(tags[0], destinations, progress=out.sink)
     except PushFailed as exc:
         raise PushFailed(f"{exc.message}\nThe image was built and tagged "
                          f"{', '.join(tags)} ({image_id[:19]}); push it again with "
@@ -693,7 +730,7 @@ def push_cmd(image: str, to_refs: tuple[str, ...], as_json: bool) -> None:
     """
     destinations = check_destinations(to_refs, "--to")
     out = Output(as_json)
-    pushed = push_image(image, destinations, progress=out.progress)
+    pushed = push_image(image, destinations, progress=out.sink)
     out.result({"image": image, "pushed": [_pushed_json(p) for p in pushed]},
                "\n".join(f"pushed {p.reference}"
                          + (f" ({p.digest})" if p.digest else "") for p in pushed))

@@ -6,9 +6,9 @@ The conda kind never needs a ``conda`` binary.  Everything goes through
 1. :func:`load_environment` reads a conda ``environment.yml``.
 2. :func:`solve` resolves it against its channels (``https://`` or
    ``file://``) for a linux-64 glibc container.
-3. :func:`write_lock` / :func:`read_lock` store the solution in a rattler
-   lock file (the ``pixi.lock`` format; rattler also reads conda-lock v1
-   ``conda-lock.yml`` files).
+3. :func:`write_lock` / :func:`read_lock` store the solutions of one or
+   more platforms in conda-lock's own lock file format (``conda-lock.yml``
+   v1, :mod:`nubladobuild.condalock`).
 4. :func:`fetch_packages` puts every package archive, checked against its
    sha256, into a directory of the Docker build context together with a
    ``records.json`` that ``base/build/conda-install`` reads inside the
@@ -27,12 +27,21 @@ import ssl
 import tempfile
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from nubladobuild.condalock import (
+    PLATFORMS,
+    content_hash,
+    make_lock,
+    platform_virtual_packages,
+    read_lock_file,
+    records_for_platform,
+    write_lock_file,
+)
 from nubladobuild.errors import CondaError
 
 if TYPE_CHECKING:  # py-rattler is the optional ``conda`` extra: import lazily
@@ -40,13 +49,13 @@ if TYPE_CHECKING:  # py-rattler is the optional ``conda`` extra: import lazily
 
 __all__ = [
     "DEFAULT_VIRTUAL_PACKAGES",
-    "LOCK_ENVIRONMENT",
     "PIP_REQUIREMENTS_FILE",
     "RATTLER_VERSION",
     "RECORDS_FILE",
     "RECORDS_FORMAT_VERSION",
     "CondaEnvironment",
     "CondaError",
+    "environment_hashes",
     "fetch_packages",
     "load_environment",
     "parse_environment",
@@ -64,17 +73,9 @@ PIP_REQUIREMENTS_FILE = "pip-requirements.txt"
 RECORDS_FORMAT_VERSION = 1
 #: py-rattler version installed in the throwaway venv of a conda build stage.
 RATTLER_VERSION = "0.28.0"
-#: Environment name used inside lock files.
-LOCK_ENVIRONMENT = "default"
-
 #: Virtual packages of the images we build: linux-64, glibc 2.36 (Debian 12
 #: and later), generic x86_64 micro-architecture.
-DEFAULT_VIRTUAL_PACKAGES: tuple[tuple[str, str, str], ...] = (
-    ("__glibc", "2.36", "0"),
-    ("__linux", "6.1", "0"),
-    ("__unix", "0", "0"),
-    ("__archspec", "1", "x86_64"),
-)
+DEFAULT_VIRTUAL_PACKAGES: tuple[tuple[str, str, str], ...] = PLATFORMS["linux-64"]
 
 _IGNORED_CHANNELS = frozenset({"nodefaults"})
 
@@ -226,7 +227,7 @@ def solve(
     channels: list[str] | None = None,
     platform: str = "linux-64",
     *,
-    virtual: Iterable[tuple[str, str, str]] = DEFAULT_VIRTUAL_PACKAGES,
+    virtual: Iterable[tuple[str, str, str]] | None = None,
 ) -> list[RepoDataRecord]:
     """Resolve an environment for an image.
 
@@ -240,7 +241,8 @@ def solve(
     platform : str, optional
         The conda subdir of the image; ``noarch`` is always added.
     virtual : iterable of tuple of str, optional
-        Virtual packages as ``(name, version, build)``.
+        Virtual packages as ``(name, version, build)``; default those of
+        ``platform`` (:data:`nubladobuild.condalock.PLATFORMS`).
 
     Returns
     -------
@@ -260,6 +262,8 @@ def solve(
     sources = channels if channels is not None else env.channels
     if not sources:
         raise CondaError("no channels to solve the environment against")
+    if virtual is None:
+        virtual = platform_virtual_packages(platform)
     try:
         records = asyncio.run(
             rattler_solve(
@@ -270,65 +274,81 @@ def solve(
             )
         )
     except Exception as exc:  # rattler raises its own exception types
-        raise CondaError(f"cannot solve the conda environment:\n{exc}") from exc
+        raise CondaError(
+            f"cannot solve the conda environment for {platform}:\n{exc}"
+        ) from exc
     return sorted(records, key=lambda r: (r.name.normalized, r.subdir, r.file_name))
 
 
-def write_lock(
-    records: Sequence[RepoDataRecord],
-    env: CondaEnvironment,
-    path: str | os.PathLike[str],
-    platform: str = "linux-64",
-) -> None:
-    """Write solved records to a rattler lock file.
+def environment_hashes(
+    env: CondaEnvironment, platforms: Iterable[str] = ("linux-64",)
+) -> dict[str, str]:
+    """Return the lock content hash of ``env`` for each platform.
 
     Parameters
     ----------
-    records : sequence of rattler.RepoDataRecord
-        Records from :func:`solve` (or :func:`read_lock`).
     env : CondaEnvironment
-        The environment; its channels are recorded in the lock.
+        The environment, with the channels it is solved against.
+    platforms : iterable of str, optional
+        Conda platforms.
+
+    Returns
+    -------
+    dict of str to str
+        Platform -> :func:`nubladobuild.condalock.content_hash`.
+
+    """
+    return {
+        p: content_hash(env.channels, env.dependencies, p) for p in sorted(platforms)
+    }
+
+
+def write_lock(
+    solutions: Mapping[str, Sequence[RepoDataRecord]],
+    env: CondaEnvironment,
+    path: str | os.PathLike[str],
+    sources: Sequence[str] = ("environment.yml",),
+) -> None:
+    """Write solved records to a conda-lock v1 lock file.
+
+    Parameters
+    ----------
+    solutions : mapping of str to sequence of rattler.RepoDataRecord
+        Records per platform, from :func:`solve`.
+    env : CondaEnvironment
+        The environment, with the channels it was solved against; they and
+        the content hash of each platform are recorded in the lock.
     path : str or os.PathLike
         Output path (for example ``conda-lock.yml``).
-    platform : str, optional
-        The platform the records were solved for.
+    sources : sequence of str, optional
+        The environment file, relative to the lock's directory.
+
+    Raises
+    ------
+    CondaError
+        When a record has no md5 or sha256.
 
     Notes
     -----
-    The output does not depend on the order of ``records``.  The ``pip:``
+    The output does not depend on the order of the records.  The ``pip:``
     requirements are not locked here (they are resolved by pip in the image).
 
     """
-    from rattler import LockChannel, LockFile, LockPlatform
-
-    lock_platform = LockPlatform(platform)
-    lock = LockFile([lock_platform])
-    channels = env.channels or sorted({r.channel for r in records})
-    lock.set_channels(
-        LOCK_ENVIRONMENT, [LockChannel(_channel_url(c)) for c in channels]
+    lock = make_lock(
+        solutions, env.channels, environment_hashes(env, solutions), sources
     )
-    for record in sorted(
-        records, key=lambda r: (r.name.normalized, r.subdir, r.file_name)
-    ):
-        lock.add_conda_package(LOCK_ENVIRONMENT, lock_platform, record)
-    lock.to_path(pathlib.Path(path))
-
-
-def _channel_url(channel: str) -> str:
-    from rattler import Channel
-
-    return Channel(channel).base_url
+    write_lock_file(lock, path)
 
 
 def read_lock(
     path: str | os.PathLike[str], platform: str = "linux-64"
 ) -> list[RepoDataRecord]:
-    """Read the conda records of one platform from a lock file.
+    """Read the conda records of one platform from a conda-lock v1 file.
 
     Parameters
     ----------
     path : str or os.PathLike
-        A lock file written by :func:`write_lock`, pixi, or conda-lock (v1).
+        A lock file written by :func:`write_lock` or by conda-lock.
     platform : str, optional
         Platform whose records are returned.
 
@@ -340,27 +360,12 @@ def read_lock(
     Raises
     ------
     CondaError
-        If the file cannot be parsed or has no records for ``platform``.
+        If the file cannot be parsed (a lock in py-rattler's format, as
+        older nublado-build versions wrote, says to re-lock) or has no
+        records for ``platform``.
 
     """
-    from rattler import LockFile
-
-    try:
-        lock = LockFile.from_path(pathlib.Path(path))
-    except Exception as exc:
-        raise CondaError(f"{path}: cannot read lock file: {exc}") from exc
-    environment = lock.environment(LOCK_ENVIRONMENT)
-    if environment is None:
-        envs = lock.environments()
-        if len(envs) != 1:
-            raise CondaError(
-                f"{path}: no '{LOCK_ENVIRONMENT}' environment in lock file"
-            )
-        environment = envs[0][1]
-    records = environment.conda_repodata_records().get(platform)
-    if not records:
-        raise CondaError(f"{path}: no conda packages for platform {platform}")
-    return sorted(records, key=lambda r: (r.name.normalized, r.subdir, r.file_name))
+    return records_for_platform(read_lock_file(path), platform, str(path))
 
 
 def _ssl_context() -> ssl.SSLContext:
@@ -446,7 +451,7 @@ def fetch_packages(
                     f"{record.file_name}: sha256 mismatch "
                     f"(expected {expected}, got {actual})"
                 )
-        entries.append(json.loads(record.to_json()))
+        entries.append(_archive_metadata(json.loads(record.to_json()), target))
     keep = {r.file_name for r in ordered} | {RECORDS_FILE, PIP_REQUIREMENTS_FILE}
     for stale in dest.iterdir():
         if stale.name.endswith((".conda", ".tar.bz2")) and stale.name not in keep:
@@ -458,6 +463,27 @@ def fetch_packages(
         _write_atomic(pip_file, "".join(f"{line}\n" for line in pip_requirements))
     elif pip_file.exists():
         pip_file.unlink()
+
+
+def _archive_metadata(entry: dict[str, Any], archive: pathlib.Path) -> dict[str, Any]:
+    """Take ``noarch`` and ``build_number`` from the archive's index.json.
+
+    A conda-lock file does not record them (:mod:`nubladobuild.condalock`);
+    for solved records they are the same as the repodata's.
+    """
+    from rattler import IndexJson
+
+    try:
+        index = IndexJson.from_package_archive(archive)
+    except Exception as exc:  # rattler raises its own exception types
+        raise CondaError(f"{archive.name}: cannot read info/index.json: {exc}") from exc
+    entry = dict(entry, build_number=index.build_number)
+    entry.pop("noarch", None)
+    if index.noarch.python:
+        entry["noarch"] = "python"
+    elif index.noarch.generic:
+        entry["noarch"] = "generic"
+    return entry
 
 
 def _write_atomic(path: pathlib.Path, text: str) -> None:

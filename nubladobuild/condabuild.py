@@ -23,11 +23,12 @@ from typing import Any
 
 from nubladobuild.conda import (
     CondaEnvironment,
+    environment_hashes,
     fetch_packages,
-    read_lock,
     solve,
     write_lock,
 )
+from nubladobuild.condalock import read_lock_file, stale_reasons
 from nubladobuild.errors import (
     BuildFailed,
     CondaError,
@@ -41,6 +42,8 @@ from nubladobuild.loader import LoadedPayload
 DEFAULT_CHANNELS = ("conda-forge",)
 #: Lock file written by ``nublado-build lock`` for a step without ``lock:``.
 DEFAULT_LOCK_FILE = "conda-lock.yml"
+#: The conda platform of the images built (the lock's records installed).
+IMAGE_PLATFORM = "linux-64"
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class LockResult:
     packages: int
     written: bool
     hint: str | None = None
+    platforms: tuple[str, ...] = (IMAGE_PLATFORM,)
 
 
 def _conda_steps(loaded: LoadedPayload) -> list[tuple[int, CondaStep]]:
@@ -100,24 +104,35 @@ def _where(loaded: LoadedPayload, index: int, field: str) -> str:
     return f"{loaded.yaml_path}: install[{index}].conda.{field}"
 
 
+def _channels_env(loaded: LoadedPayload, index: int, spec: CondaStep,
+                  channels: Sequence[str]) -> CondaEnvironment:
+    """Return a step's environment with the channels it is solved against."""
+    env: CondaEnvironment = loaded.inputs[index].extra[0]
+    return dataclasses.replace(env, channels=effective_channels(spec, env, channels))
+
+
+def _solve(loaded: LoadedPayload, index: int, env: CondaEnvironment,
+           platform: str = IMAGE_PLATFORM) -> list[Any]:
+    try:
+        return solve(env, platform=platform)
+    except CondaError as exc:
+        raise InputError(f"{_where(loaded, index, 'environment')}: {exc}\n"
+                         f"(channels: {', '.join(env.channels)}). Check that the "
+                         "channels are reachable and hold every package asked "
+                         "for; name others with `channels:` in the step or "
+                         "--conda-channel URL (a local file:// channel works "
+                         "offline), or install from a `lock:` file.") from None
+
+
 def _records(loaded: LoadedPayload, index: int, spec: CondaStep,
              channels: Sequence[str], use_lock: bool) -> tuple[list[Any], str,
                                                                CondaEnvironment]:
     env, locked = loaded.inputs[index].extra
     if use_lock and spec.lock:
         return list(locked), f"lock {spec.lock}", env
-    chosen = effective_channels(spec, env, channels)
-    env = dataclasses.replace(env, channels=chosen)
-    try:
-        records = solve(env)
-    except CondaError as exc:
-        raise InputError(f"{_where(loaded, index, 'environment')}: {exc}\n"
-                         f"(channels: {', '.join(chosen)}). Check that the "
-                         "channels are reachable and hold every package asked "
-                         "for; name others with `channels:` in the step or "
-                         "--conda-channel URL (a local file:// channel works "
-                         "offline), or install from a `lock:` file.") from None
-    return records, f"solved against {', '.join(chosen)}", env
+    env = _channels_env(loaded, index, spec, channels)
+    records = _solve(loaded, index, env)
+    return records, f"solved against {', '.join(env.channels)}", env
 
 
 def _cache_dir(records: Sequence[Any], pip: Sequence[str]) -> Path:
@@ -176,8 +191,13 @@ def fetch_conda_packages(loaded: LoadedPayload,
 
 
 def lock_payload(loaded: LoadedPayload, channels: Sequence[str] = (),
-                 check: bool = False) -> list[LockResult]:
+                 check: bool = False,
+                 platforms: Sequence[str] = (IMAGE_PLATFORM,)) -> list[LockResult]:
     """Solve each conda step and write (or check) its lock file.
+
+    The lock is in conda-lock's format (``conda-lock.yml`` v1), with the
+    records of every platform asked for; the build installs those of
+    :data:`IMAGE_PLATFORM`.
 
     Parameters
     ----------
@@ -186,8 +206,11 @@ def lock_payload(loaded: LoadedPayload, channels: Sequence[str] = (),
     channels
         Channels that replace those of every step and environment file.
     check
-        Do not write; fail when a lock is missing or differs from a fresh
-        solve.
+        Do not solve or write; fail when a lock is missing, unreadable,
+        lacks a platform or was made for another environment or channels
+        (its ``content_hash``).
+    platforms
+        Conda platforms to solve for (default the image's, linux-64).
 
     Returns
     -------
@@ -197,34 +220,41 @@ def lock_payload(loaded: LoadedPayload, channels: Sequence[str] = (),
     Raises
     ------
     LockOutdated
-        With ``check``, when a lock file is missing or stale (exit code 1).
+        With ``check``, naming every missing or stale lock (exit code 1).
     """
+    wanted = tuple(sorted(set(platforms))) or (IMAGE_PLATFORM,)
     results = []
+    stale: list[str] = []
     for index, spec in _conda_steps(loaded):
-        records, _, env = _records(loaded, index, spec, channels, use_lock=False)
+        env = _channels_env(loaded, index, spec, channels)
         name = spec.lock or DEFAULT_LOCK_FILE
         path = loaded.directory / name
         hint = None if spec.lock else (f"add 'lock: {name}' to install[{index}]"
                                        ".conda in payload.yaml to build from it")
         if check:
             if not path.is_file():
-                raise LockOutdated(f"{path}: no lock file for install[{index}].conda;"
-                                   " run `nublado-build lock` to write it")
+                stale.append(f"{path}: no lock file for install[{index}].conda")
+                continue
             try:
-                locked = read_lock(path)
+                lock = read_lock_file(path)
             except CondaError as exc:
-                raise LockOutdated(exc.message) from None
-            want = sorted((r.file_name, r.sha256) for r in records)
-            have = sorted((r.file_name, r.sha256) for r in locked)
-            if want != have:
-                added = sorted({w[0] for w in want} - {h[0] for h in have})
-                removed = sorted({h[0] for h in have} - {w[0] for w in want})
-                raise LockOutdated(
-                    f"{path}: the lock of install[{index}].conda is out of date "
-                    f"(a fresh solve adds {', '.join(added) or 'nothing'}; removes "
-                    f"{', '.join(removed) or 'nothing'}); run `nublado-build lock`")
-            results.append(LockResult(index, path, len(records), False, hint))
+                stale.append(exc.message)
+                continue
+            reasons = stale_reasons(lock, environment_hashes(env, wanted))
+            if reasons:
+                stale.append(f"{path}: the lock of install[{index}].conda is out "
+                             f"of date ({'; '.join(reasons)})")
+                continue
+            count = len(lock.packages_for(IMAGE_PLATFORM)) or len(lock.package)
+            results.append(LockResult(index, path, count, False, hint, wanted))
             continue
-        write_lock(records, env, path)
-        results.append(LockResult(index, path, len(records), True, hint))
+        solutions = {p: _solve(loaded, index, env, p) for p in wanted}
+        source = os.path.relpath(loaded.directory / spec.environment, path.parent)
+        write_lock(solutions, env, path, sources=[Path(source).as_posix()])
+        count = len(solutions.get(IMAGE_PLATFORM) or solutions[wanted[0]])
+        results.append(LockResult(index, path, count, True, hint, wanted))
+    if stale:
+        flags = "".join(f" --platform {p}" for p in wanted)
+        raise LockOutdated("\n".join(stale) + f"\nrun `nublado-build lock{flags}` "
+                           "to write them again")
     return results

@@ -21,6 +21,7 @@ from nubladobuild.loader import LoadedPayload
 from nubladobuild.pairing import Pairing, verify_build
 from nubladobuild.plan import Plan, build_plan
 from nubladobuild.profiles import DEFAULT_PROFILE, check_profile, require_current
+from nubladobuild.progress import Progress
 from nubladobuild.refs import BadReference, parse_reference
 from nubladobuild.render import render
 from nubladobuild.resolve import Resolved, resolve
@@ -42,7 +43,8 @@ def _pull(image: str) -> bool:
 
 
 def resolve_python_image(choice: str, suite: str = "trixie",
-                         mirror: str | None = None) -> str:
+                         mirror: str | None = None,
+                         progress: Progress | None = None) -> str:
     """Return the python base image to build on, making it if needed.
 
     Parameters
@@ -55,6 +57,8 @@ def resolve_python_image(choice: str, suite: str = "trixie",
         Debian suite of the python image (``trixie`` is Python 3.13).
     mirror
         Debian mirror for building the local stand-in.
+    progress
+        Shows the stand-in's build phases (debootstrap, import).
     """
     official, local = official_tag(suite), local_tag(suite)
     if choice == "official":
@@ -64,11 +68,13 @@ def resolve_python_image(choice: str, suite: str = "trixie",
                          "cannot be pulled (no registry access?). Use "
                          "--python-image local to build it from Debian packages.")
     if choice == "local":
-        return local if _exists(local) else bootstrap(suite, mirror).tag
+        return local if _exists(local) else \
+            bootstrap(suite, mirror, progress=progress).tag
     if choice == "auto":
         if _exists(official) or _pull(official):
             return official
-        return local if _exists(local) else bootstrap(suite, mirror).tag
+        return local if _exists(local) else \
+            bootstrap(suite, mirror, progress=progress).tag
     try:
         parse_reference(choice)
     except BadReference as exc:

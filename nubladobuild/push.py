@@ -11,11 +11,13 @@ are masked in every message.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from nubladobuild.engine import inspect_image, push_reference, tag_image, untag_image
 from nubladobuild.errors import InputError, PushFailed
+from nubladobuild.progress import Progress
 from nubladobuild.refs import BadReference, parse_reference
 from nubladobuild.secrets import mask_reference, mask_secrets
 
@@ -128,7 +130,9 @@ def push_image(image: str, destinations: Sequence[Destination], *,
     destinations
         From :func:`check_destinations`.
     progress
-        Receives one line per destination.
+        Receives a line when each push starts and when it succeeded; a live
+        :class:`~nubladobuild.progress.Progress` shows one line per
+        destination instead (a spinner, then the digest and the time).
 
     Returns
     -------
@@ -158,11 +162,20 @@ def push_image(image: str, destinations: Sequence[Destination], *,
         previous = before.id if before is not None else None
         if previous != info.id:
             tag_image(info.id, destination.repository, destination.tag)
-        if progress is not None:
+        live = isinstance(progress, Progress) and progress.live
+        if progress is not None and not live:
             progress(f"pushing {image} to {target}")
         ok = False
         try:
-            outcome = push_reference(target)
+            shown = progress.phase(f"pushing {image} to {target}") \
+                if isinstance(progress, Progress) and live \
+                else contextlib.nullcontext()
+            with shown as phase:
+                outcome = push_reference(target)
+                if phase is not None:
+                    phase.failed = not outcome.ok
+                    phase.result = f"pushed {target}" + (
+                        f" ({outcome.digest})" if outcome.digest else "")
             ok = outcome.ok
         finally:
             if not ok:
@@ -173,7 +186,7 @@ def push_image(image: str, destinations: Sequence[Destination], *,
                     tag_image(previous, destination.repository, destination.tag)
         if outcome.ok:
             pushed.append(Pushed(target, outcome.digest))
-            if progress is not None:
+            if progress is not None and not live:
                 progress(f"pushed {target}" + (f" ({outcome.digest})"
                                               if outcome.digest else ""))
             continue

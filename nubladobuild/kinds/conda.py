@@ -78,7 +78,8 @@ def load(spec: CondaStep, ctx: StepContext) -> None:
             ctx.problem("environment", f"{spec.environment!r} lacks ipykernel, "
                         "which the kernel needs; add it to dependencies")
     records = None
-    if spec.lock:
+    # `nublado-build lock` writes the lock: a missing or old one is no problem
+    if spec.lock and not ctx.locking:
         lock = ctx.read("lock", spec.lock)
         if lock is None:
             return

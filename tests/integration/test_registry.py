@@ -258,7 +258,7 @@ def test_build_all_skips_what_is_up_to_date_and_pushes_what_it_built(
         minimal_base_image: str) -> None:
     names = ("nbtest-all-one", "nbtest-all-two", "nbtest-all-three")
     one = _tiny_payload(tmp_path / "one", names[0], "")
-    two = _tiny_payload(tmp_path / "two", names[1], "iniconfig\n")
+    two = _tiny_payload(tmp_path / "two", names[1], "iniconfig==2.0.0\n")
     three = _tiny_payload(tmp_path / "three", names[2], "")
     every = [str(one), str(two), str(three)]
     pushed = [f"{registry.host}/ci/{n}:latest" for n in names]
@@ -279,15 +279,24 @@ def test_build_all_skips_what_is_up_to_date_and_pushes_what_it_built(
 
         # One input changes: only that payload is rebuilt. Another breaks:
         # it fails, and its tag stays on the image it had.
-        (two / "requirements.txt").write_text("iniconfig\npluggy\n")
+        (two / "requirements.txt").write_text("iniconfig==2.1.0\n")
         (three / "requirements.txt").write_text("nublado-no-such-package-x1\n")
         before = _image_id(f"{names[2]}:latest")
+        old_two = _image_id(f"{names[1]}:latest")
+        assert old_two is not None
         third = run_cli("build-all", *every, "--base-tag", base_image, "--json",
                         "--keep-going", check=False)
         assert third.returncode == 1, third.stderr
         assert _statuses(third.json) == {names[0]: "up to date", names[1]: "built",
                                          names[2]: "failed"}
         assert _image_id(f"{names[2]}:latest") == before
+        # The rebuild's change, as a release engineer reviews it.
+        diff = run_cli("diff", old_two, f"{names[1]}:latest", "--json").json
+        changes = {env: {k: v for k, v in change.items() if v}
+                   for env, change in diff["environments"].items()
+                   if any(change.values())}
+        assert changes == {f"payload:{names[1]}": {"upgraded": [
+            {"name": "iniconfig", "from": "2.0.0", "to": "2.1.0"}]}}, changes
 
         # Another base: every payload is rebuilt on it.
         fourth = run_cli("build-all", str(one), str(two), "--base-tag",
@@ -299,3 +308,43 @@ def test_build_all_skips_what_is_up_to_date_and_pushes_what_it_built(
     finally:
         docker("image", "rm", "-f", *(f"{n}:latest" for n in names), *pushed,
                check=False)
+
+
+#: Every example payload, in the order build-all takes them (sorted).
+EXAMPLES = ("conda-demo", "fragment-demo", "sciplat-lab", "scipy-lab", "script-demo",
+            "spherex-lab", "transplant-demo")
+
+
+def test_build_all_tests_tags_and_pushes_every_example(
+        registry: Registry, base_image: str, conda_channel: str) -> None:
+    """The release job: every example built, tested, tagged, pushed; then a no-op."""
+    from tests.integration.test_kinds import TRANSPLANT_SOURCE, build_source_image
+
+    assert sorted(p.parent.name for p in PAYLOADS.glob("*/payload.yaml")) == \
+        list(EXAMPLES)
+    build_source_image(PAYLOADS / "transplant-demo" / "source", TRANSPLANT_SOURCE)
+    common = ("--payloads", str(PAYLOADS), "--base-tag", base_image,
+              "--conda-channel", conda_channel, "--allow-secret", "ca",
+              "--allow-secret", "index", "--json")
+    latest = [f"{name}:latest" for name in EXAMPLES]
+    pushed = [f"{registry.host}/examples/{name}:latest" for name in EXAMPLES]
+    try:
+        # --force: a machine may hold up-to-date :latest images already.
+        first = run_cli("build-all", *common, "--force", "--test", "--push",
+                        f"{registry.host}/examples").json
+        assert first["counts"] == {"built": 7, "up to date": 0, "failed": 0}
+        rows = {row["payload"]: row for row in first["payloads"]}
+        assert list(rows) == list(EXAMPLES)
+        assert all(row["tested"] for row in rows.values())
+        assert [rows[n]["pushed"][0]["ref"] for n in EXAMPLES] == pushed
+        assert [registry.tags(f"examples/{n}") for n in EXAMPLES] == [["latest"]] * 7
+        ids = [_image_id(ref) for ref in latest]
+        assert ids == [_image_id(ref) for ref in pushed]
+
+        started = time.monotonic()
+        second = run_cli("build-all", *common).json
+        assert second["counts"] == {"built": 0, "up to date": 7, "failed": 0}
+        assert time.monotonic() - started < 90
+        assert [_image_id(ref) for ref in latest] == ids
+    finally:
+        docker("image", "rm", "-f", *latest, *pushed, check=False)

@@ -11,6 +11,7 @@ import pytest
 from rattler import Channel, RepoData, RepoDataRecord
 
 from nubladobuild import conda
+from tests.fixtures.conda_meta import MetaPackage, metadata_channel
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CONDA_INSTALL = REPO / "base" / "build" / "conda-install"
@@ -106,50 +107,27 @@ def test_load_environment_missing_file(tmp_path: pathlib.Path) -> None:
 
 
 def fake_channel(root: pathlib.Path) -> list[RepoDataRecord]:
-    """A channel of two fake archives (not installable, but hashable)."""
-    packages = {
-        ("noarch", "six-1.17.0-pyh_0.conda"): {
-            "name": "six",
-            "version": "1.17.0",
-            "build": "pyh_0",
-            "build_number": 0,
-            "depends": ["python"],
-            "noarch": "python",
-            "subdir": "noarch",
-        },
-        ("linux-64", "python-3.11.7-h_0.conda"): {
-            "name": "python",
-            "version": "3.11.7",
-            "build": "h_0",
-            "build_number": 0,
-            "depends": ["__glibc >=2.17"],
-            "subdir": "linux-64",
-        },
-    }
+    """A channel of two metadata-only archives (not usable, but real)."""
+    url = metadata_channel(
+        root,
+        [
+            MetaPackage("six", "1.17.0", "noarch", ("python",), "pyh_0", "python"),
+            MetaPackage("python", "3.11.7", "linux-64", ("__glibc >=2.17",), "h_0"),
+        ],
+    )
     records: list[RepoDataRecord] = []
-    for (subdir, fn), meta in packages.items():
-        data = f"fake archive {fn}".encode()
-        (root / subdir).mkdir(parents=True, exist_ok=True)
-        (root / subdir / fn).write_bytes(data)
-        meta = dict(
-            meta,
-            sha256=hashlib.sha256(data).hexdigest(),
-            md5=hashlib.md5(data).hexdigest(),
-            size=len(data),
+    for subdir in ("noarch", "linux-64"):
+        records += RepoData.from_path(root / subdir / "repodata.json").into_repo_data(
+            Channel(url)
         )
-        repodata = root / subdir / "repodata.json"
-        repodata.write_text(
-            json.dumps({"info": {"subdir": subdir}, "packages.conda": {fn: meta}})
-        )
-        records += RepoData.from_path(repodata).into_repo_data(Channel(root.as_uri()))
     return records
 
 
 def test_lock_round_trip(tmp_path: pathlib.Path) -> None:
     records = fake_channel(tmp_path / "channel")
     env = conda.CondaEnvironment(channels=[(tmp_path / "channel").as_uri()])
-    conda.write_lock(records, env, tmp_path / "a.lock")
-    conda.write_lock(list(reversed(records)), env, tmp_path / "b.lock")
+    conda.write_lock({"linux-64": records}, env, tmp_path / "a.lock")
+    conda.write_lock({"linux-64": list(reversed(records))}, env, tmp_path / "b.lock")
     assert (tmp_path / "a.lock").read_bytes() == (tmp_path / "b.lock").read_bytes()
 
     back = conda.read_lock(tmp_path / "a.lock")
@@ -161,16 +139,20 @@ def test_lock_round_trip(tmp_path: pathlib.Path) -> None:
     for r in back:
         orig = by_name[r.name.normalized]
         assert r.sha256 == orig.sha256
+        assert r.md5 == orig.md5
         assert r.url == orig.url
         assert r.depends == orig.depends
         assert r.subdir == orig.subdir
+        assert str(r.build) == str(orig.build)
+        assert r.noarch == orig.noarch
 
 
 def test_read_lock_errors(tmp_path: pathlib.Path) -> None:
     with pytest.raises(conda.CondaError, match="cannot read lock file"):
         conda.read_lock(write(tmp_path / "bad.lock", "not: [a lock\n"))
     records = fake_channel(tmp_path / "channel")
-    conda.write_lock(records, conda.CondaEnvironment(), tmp_path / "ok.lock")
+    conda.write_lock({"linux-64": records}, conda.CondaEnvironment(),
+                     tmp_path / "ok.lock")
     with pytest.raises(
         conda.CondaError, match="no conda packages for platform osx-arm64"
     ):
