@@ -27,6 +27,7 @@ from nubladobuild.errors import (
     NubladoError,
     PayloadInvalid,
     PushFailed,
+    TagError,
     TestFailed,
 )
 from nubladobuild.fields import control_characters
@@ -59,7 +60,9 @@ from nubladobuild.tags import (
     DEFAULT_RELEASES,
     DEFAULT_WEEKLIES,
     POLICIES,
+    architecture_tags,
     check_build_tags,
+    rebuild_tag,
     tags_report,
 )
 
@@ -748,12 +751,36 @@ def push_cmd(image: str, to_refs: tuple[str, ...], as_json: bool) -> None:
               show_default=True, help="Weeklies the controller prepulls.")
 @click.option("--dailies", type=click.IntRange(min=0), default=DEFAULT_DAILIES,
               show_default=True, help="Dailies the controller prepulls.")
+@click.option("--publish", is_flag=True, help="Also show, for each tag, the tag "
+              "of its next maintenance rebuild (_rspN + 1) and its per-architecture "
+              "tags (-amd64, -arm64), as the release pipelines push them.")
 @json_option
 def tags_cmd(tag_names: tuple[str, ...], policy: str, recommended: str,
-             releases: int, weeklies: int, dailies: int, as_json: bool) -> None:
+             releases: int, weeklies: int, dailies: int, publish: bool,
+             as_json: bool) -> None:
     """Show how Nublado reads TAGs: type, display name, menu and prepull set."""
     data, text = tags_report(list(tag_names), policy, recommended=recommended,
                              releases=releases, weeklies=weeklies, dailies=dailies)
+    if publish:
+        rows: list[dict[str, Any]] = []
+        for name in dict.fromkeys(tag_names):
+            row: dict[str, Any] = {"tag": name, "rebuild": None, "architectures": [],
+                                   "why": None}
+            try:
+                row["rebuild"] = rebuild_tag(name)
+            except TagError as exc:
+                row["why"] = exc.message
+            try:  # a tag that names an architecture already has none to add
+                row["architectures"] = architecture_tags(name)
+            except TagError:
+                pass
+            rows.append(row)
+        data["publish"] = rows
+        width = max(len(r["tag"]) for r in rows)
+        text += "\npublish (next maintenance rebuild; per-architecture tags):\n" + \
+            "\n".join(f"  {r['tag']:<{width}}  "
+                      + (f"{r['rebuild']}; {', '.join(r['architectures']) or '-'}"
+                         if r["rebuild"] else f"- ({r['why']})") for r in rows)
     Output(as_json).result(data, text)
 
 

@@ -488,3 +488,19 @@ def test_cli_tags_bad_input_json() -> None:
         "ok": False, "exit_code": 2,
         "error": "no tags given; pass one or more tags, e.g. nublado-build tags "
                  "w_2025_30 r29_0_0 recommended"}
+
+
+def test_cli_tags_publish_shows_rebuild_and_architecture_tags() -> None:
+    result = _run("w_2025_30", "w_2025_30_rsp2-amd64", "recommended", "--publish",
+                  "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["publish"]
+    assert [(r["tag"], r["rebuild"], r["architectures"]) for r in rows] == [
+        ("w_2025_30", "w_2025_30_rsp1", ["w_2025_30-amd64", "w_2025_30-arm64"]),
+        ("w_2025_30_rsp2-amd64", "w_2025_30_rsp3-amd64", []),
+        ("recommended", None, ["recommended-amd64", "recommended-arm64"])]
+    assert rows[2]["why"].startswith("'recommended' has no _rspN build number")
+    text = _run("w_2025_30", "--publish").stdout.splitlines()
+    assert text[-2:] == [
+        "publish (next maintenance rebuild; per-architecture tags):",
+        "  w_2025_30  w_2025_30_rsp1; w_2025_30-amd64, w_2025_30-arm64"]
