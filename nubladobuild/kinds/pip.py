@@ -50,16 +50,24 @@ def lock_input(text: bytes, reqs: Requirements) -> bytes:
             b"ipykernel\n") if text.strip() else b"ipykernel\n"
 
 
+def _read_text(ctx: StepContext, field: str, name: str, hint: str) -> str | None:
+    """Read a payload file as UTF-8 text; None after a problem (``hint`` ends it)."""
+    data = ctx.read(field, name)
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        ctx.problem(field, f"{name!r} is not UTF-8 text{hint}")
+        return None
+
+
 def load(spec: PipStep, ctx: StepContext) -> None:
     """Read the requirements file and refuse what the boundary forbids."""
-    data = ctx.read("requirements", spec.requirements)
-    if data is None:
+    text = _read_text(ctx, "requirements", spec.requirements, "")
+    if text is None:
         return
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        ctx.problem("requirements", f"{spec.requirements!r} is not UTF-8 text")
-        return
+    data = text.encode("utf-8")
     reqs = parse_requirements(text)
     for line, message in reqs.problems:
         ctx.problem("requirements", f"{spec.requirements}:{line}: {message}")
@@ -84,13 +92,8 @@ def _check_lock(spec: PipStep, ctx: StepContext, locked_input: bytes) -> None:
     if not (ctx.directory / spec.lock).exists():
         ctx.problem("lock", f"{spec.lock!r} does not exist yet; {again}")
         return
-    data = ctx.read("lock", spec.lock)
-    if data is None:
-        return
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        ctx.problem("lock", f"{spec.lock!r} is not UTF-8 text; {again}")
+    text = _read_text(ctx, "lock", spec.lock, f"; {again}")
+    if text is None:
         return
     recorded = recorded_digest(text)
     if recorded is None:
