@@ -16,13 +16,13 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from nubladobuild.engine import find_build_client, tag_image
 from nubladobuild.errors import BuildFailed, InputError
-from nubladobuild.progress import Progress
+from nubladobuild.progress import Progress, install_step, plain_title, step_name
 from nubladobuild.refs import BadReference, parse_reference
 from nubladobuild.secrets import BuildSecrets, SecretFiles, mask_secrets
 
@@ -32,7 +32,6 @@ LineSink = Callable[[str], None]
 
 _STEP = re.compile(r"^#(\d+) ")
 _ERROR_STEP = re.compile(r"^#(\d+) ERROR")
-_MOUNT_FLAG = re.compile(r"--mount=\S+\s*")
 _DIGEST_LINE = re.compile(r"^#\d+ sha256:[0-9a-f]{64}$")
 _FAILED_RUN = re.compile(r"(?:executor failed running|process) \"?\[?(.*?)\]?\"? "
                          r"(?:did not complete successfully: )?.*exit code: (\d+)")
@@ -96,21 +95,48 @@ def _log_dir() -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class PayloadSource:
+    """Where a payload's install steps are written, for failure messages.
+
+    Attributes
+    ----------
+    file : str
+        The payload file (``payloads/x/payload.yaml``).
+    lines : mapping of int to int
+        The line of each install step in it, by index.
+    """
+
+    file: str
+    lines: Mapping[int, int]
+
+    def where(self, index: int) -> str:
+        """Return ``file:line`` of install step ``index`` (``file`` alone)."""
+        line = self.lines.get(index)
+        return f"{self.file}:{line}" if line else self.file
+
+
 def _failure_message(what: str, lines: Sequence[str], log: Path,
-                     returncode: int) -> str:
-    """Name the failing step, show its last lines, say where the log is."""
+                     returncode: int, payload: PayloadSource | None = None) -> str:
+    """Name the failing step, show its last lines, say where the log is.
+
+    A step of a payload install step is named as payload.yaml names it
+    (``install[1].script``, by :func:`~nubladobuild.progress.step_name`,
+    as the progress display does), with the payload file and the line.
+    """
     failed_step = None
     for line in lines:
         match = _ERROR_STEP.match(line)
         if match:
             failed_step = match.group(1)
-    title, detail = "", []
+    title, name, detail = "", None, []
     if failed_step is not None:
         step_lines = [ln for ln in lines if ln.startswith(f"#{failed_step} ")]
         if step_lines:
             # The step as the user knows it: without BuildKit mount flags.
-            title = " ".join(_MOUNT_FLAG.sub("", step_lines[0].split(" ", 1)[1])
-                             .split())
+            raw_title = step_lines[0].split(" ", 1)[1]
+            title = plain_title(raw_title)
+            name = step_name(raw_title)
         detail = [ln.split(" ", 2)[-1] if _STEP.match(ln) else ln
                   for ln in step_lines[1:]
                   if not _DIGEST_LINE.match(ln)][-25:]
@@ -119,12 +145,20 @@ def _failure_message(what: str, lines: Sequence[str], log: Path,
     exit_code = next((m.group(2) for ln in reversed(lines)
                       if (m := _FAILED_RUN.search(ln))), None)
     head = f"{what} failed"
-    if title:
-        head += f" at step {title.strip()}"
+    install = install_step(name)
+    if install is not None:
+        head += f" at step {name}"
+        if payload is not None:
+            head += f" of {payload.where(install[0])}"
+    elif title:
+        head += f" at step {title}"
     if exit_code:
         head += f" (exit code {exit_code})"
+    head += "."
+    if install is not None:
+        head += f"\n  Docker step: {title}"
     body = "\n".join(f"  | {ln}" for ln in detail)
-    return (f"{head}.\n{body}\nNo image was tagged; existing tags are unchanged. "
+    return (f"{head}\n{body}\nNo image was tagged; existing tags are unchanged. "
             f"Full build log: {log}")
 
 
@@ -132,7 +166,8 @@ def run_build(*, what: str, context: Path, dockerfile: Path,
               build_args: dict[str, str], tags: Sequence[str],
               secrets: BuildSecrets, sink: LineSink | None = None,
               no_cache: bool = False,
-              check: Callable[[str], None] | None = None) -> BuildResult:
+              check: Callable[[str], None] | None = None,
+              payload: PayloadSource | None = None) -> BuildResult:
     """Build with BuildKit, then tag the image; tag nothing on failure.
 
     Parameters
@@ -155,6 +190,9 @@ def run_build(*, what: str, context: Path, dockerfile: Path,
     check
         Called with the built image's ID before anything is tagged; a
         :class:`BuildFailed` it raises leaves the image untagged.
+    payload
+        The payload file and its install steps' lines: a failed install
+        step is named ``install[N].KIND`` at ``payload.yaml:LINE``.
 
     Raises
     ------
@@ -210,7 +248,7 @@ def run_build(*, what: str, context: Path, dockerfile: Path,
         seconds = time.monotonic() - start
         if returncode != 0 or not iidfile.is_file():
             raise BuildFailed(_failure_message(f"Build of {what}", list(tail), log,
-                                               returncode))
+                                               returncode, payload))
         image_id = iidfile.read_text().strip()
     if check is not None:
         check(image_id)

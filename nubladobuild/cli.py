@@ -42,6 +42,7 @@ from nubladobuild.images import (
     resolve_python_image,
     up_to_date,
 )
+from nubladobuild.init import check_written, plan_init, write_payload
 from nubladobuild.loader import load_payload
 from nubladobuild.payload_schema import schema_text
 from nubladobuild.plan import DEFAULT_BASE_IMAGE, check_base_reference, check_grants
@@ -782,6 +783,45 @@ def tags_cmd(tag_names: tuple[str, ...], policy: str, recommended: str,
                       + (f"{r['rebuild']}; {', '.join(r['architectures']) or '-'}"
                          if r["rebuild"] else f"- ({r['why']})") for r in rows)
     Output(as_json).result(data, text)
+
+
+@cli.command("init")
+@click.argument("directory", required=False, default=".",
+                type=click.Path(path_type=Path))
+@click.option("--name", "name", callback=_one_line_values,
+              help="Payload and kernel name (a DNS label); default: made from "
+              "the directory's name.")
+@click.option("--force", is_flag=True, help="Replace an existing payload.yaml.")
+@click.option("--dry-run", is_flag=True, help="Print payload.yaml; write nothing.")
+@json_option
+def init_cmd(directory: Path, name: str | None, force: bool, dry_run: bool,
+             as_json: bool) -> None:
+    """Write DIRECTORY/payload.yaml from a repo2docker (Binder) repository.
+
+    Reads binder/ or .binder/ (else the root) as repo2docker does: apt.txt,
+    environment.yml or requirements.txt, and postBuild become install steps;
+    every other file it knows (Pipfile, setup.py, pyproject.toml, start,
+    runtime.txt, ...) is listed as not mapped, with the reason.
+    """
+    result = plan_init(directory, name)
+    data = result.as_json()
+    if dry_run:
+        if as_json:
+            Output(as_json).result({**data, "written": False, "yaml": result.text},
+                                   "")
+        else:
+            click.echo(result.listing(), err=True)
+            click.echo(result.text, nl=False)
+        return
+    path = write_payload(result, force)
+    problems = check_written(directory)
+    text = f"wrote {path}\n{result.listing()}"
+    if problems:
+        text += (f"\n{len(problems)} problem{'s' if len(problems) != 1 else ''} "
+                 "to fix before building (nublado-build validate):\n"
+                 + "\n".join(f"  {p}" for p in problems))
+    Output(as_json).result({**data, "written": True, "path": str(path),
+                            "problems": problems}, text)
 
 
 def main() -> None:

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nubladobuild.bootstrap import bootstrap, local_tag, official_tag
-from nubladobuild.builder import BuildResult, LineSink, check_tags, run_build
+from nubladobuild.builder import (
+    BuildResult,
+    LineSink,
+    PayloadSource,
+    check_tags,
+    run_build,
+)
 from nubladobuild.engine import inspect_image, pull_image
 from nubladobuild.errors import InputError
 from nubladobuild.loader import LoadedPayload
@@ -186,6 +192,14 @@ def plan_payload(loaded: LoadedPayload, base_image: str) -> Plan:
     return build_plan(loaded, base_image)
 
 
+def payload_source(plan: Plan) -> PayloadSource:
+    """Return the payload file and its install steps' lines (failure messages)."""
+    loaded = plan.loaded
+    lines = {index: line for index in range(len(loaded.model.install))
+             if (line := loaded.line_for(("install", index))) is not None}
+    return PayloadSource(str(loaded.yaml_path), lines)
+
+
 def build_payload(*, plan: Plan, tags: list[str], secrets: BuildSecrets,
                   sink: LineSink | None, workdir: Path, no_cache: bool = False,
                   conda_channels: Sequence[str] = (),
@@ -237,7 +251,8 @@ def build_payload(*, plan: Plan, tags: list[str], secrets: BuildSecrets,
         build_args={"BASE_IMAGE": base_image,
                     **build_label_args(name, tags)},
         tags=tags or [f"{name}:latest"], secrets=secrets,
-        sink=sink, no_cache=no_cache, check=check)
+        sink=sink, no_cache=no_cache, check=check,
+        payload=payload_source(plan))
     return PayloadBuild(plan=plan, resolved=resolved, result=result,
                         pairing=checked[0])
 

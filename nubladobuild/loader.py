@@ -359,8 +359,14 @@ def read_payload_yaml(directory: Path) -> RawPayload:
                              f"the payload directory. Copy the file into "
                              f"{directory}.") from None
     if not path.exists():
+        from nubladobuild.init import repo2docker_files  # init imports the schema
+
+        binder = repo2docker_files(directory)
+        hint = (f" It holds repo2docker files ({', '.join(binder)}): `nublado-build "
+                f"init {directory}` writes a {PAYLOAD_FILE} from them."
+                if binder else "")
         raise InputError(f"{file}: no {PAYLOAD_FILE} in {directory}. Create one "
-                         "(see the README for an example).")
+                         f"(see the README for an example).{hint}")
     mode = path.stat().st_mode
     if not stat.S_ISREG(mode):
         what = special_kind(mode) or "a directory"

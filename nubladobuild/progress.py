@@ -13,7 +13,8 @@ Step names use the payload's terms where the rendered Dockerfile allows:
 a step that mounts ``steps/00-pip`` is ``install[0].pip``, the stage
 ``conda-1`` is ``install[1].conda``, the guard stage is ``isolation guard``.
 The raw log stays in the log file ``builder.run_build`` writes; a failed
-build's message (step, last lines, log path) is the builder's, unchanged.
+build's message (step, last lines, log path) is the builder's, which names
+the step with the same :func:`step_name`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _STAGE = re.compile(r"^\[(?:([^\]\s]+)\s+)?\s*(\d+)/(\d+)\] (.*)$")
 _MOUNT = re.compile(r"--mount=\S+\s*")
 _STEP_DIR = re.compile(r"\bsource=steps/(\d+)-([a-z]+)\b")
+#: A script step names itself to run-install-script (its files are shared).
+_SCRIPT_STEP = re.compile(r"/run-install-script\s+'?install\[(\d+)\]\.(script)\b")
+#: A step name of a payload install step: ``install[N].KIND`` and a detail.
+_INSTALL_NAME = re.compile(r"^install\[(\d+)\]\.([a-z]+)\b")
 _FROM_STAGE = re.compile(r"--from=(conda|transplant)-(\d+)\b")
 _KIND_STAGE = re.compile(r"^(conda|transplant)-(\d+)$")
 _HELPER = re.compile(r"(?:/tmp/nb-build|/usr/local/share/jupyterlab/build)/"
@@ -110,13 +115,14 @@ def step_name(title: str) -> str | None:
     if match is None:
         return "export image" if title == "exporting to image" else _short(title)
     stage, instruction = match.group(1) or "", match.group(4)
-    plain = " ".join(_MOUNT.sub("", instruction).split())
+    plain = plain_title(instruction)
     kind_stage = _KIND_STAGE.match(stage)
     if plain.startswith("FROM "):
         if kind_stage and kind_stage.group(1) == "transplant":
             return f"install[{int(kind_stage.group(2))}].transplant (pull)"
         return _short(plain)
-    if (step_dir := _STEP_DIR.search(instruction)) is not None:
+    step_dir = _STEP_DIR.search(instruction) or _SCRIPT_STEP.search(instruction)
+    if step_dir is not None:
         return f"install[{int(step_dir.group(1))}].{step_dir.group(2)}"
     if (from_stage := _FROM_STAGE.search(instruction)) is not None:
         return f"install[{int(from_stage.group(2))}].{from_stage.group(1)} (copy)"
@@ -133,6 +139,21 @@ def step_name(title: str) -> str | None:
     if plain.startswith("RUN ") and helpers:
         return helpers[0]
     return _short(plain)
+
+
+def install_step(name: str | None) -> tuple[int, str] | None:
+    """Return the install step (index, kind) a step name of :func:`step_name` is of.
+
+    ``install[1].conda (copy)`` is ``(1, "conda")``; None for names of
+    other steps (``write-manifest``, ``isolation guard``).
+    """
+    match = _INSTALL_NAME.match(name or "")
+    return (int(match.group(1)), match.group(2)) if match else None
+
+
+def plain_title(title: str) -> str:
+    """Return a BuildKit step title without mount flags, spaces folded."""
+    return " ".join(_MOUNT.sub("", title).split())
 
 
 def _short(text: str) -> str:

@@ -7,7 +7,7 @@ The loader, the schema and the planner iterate this registry.
 
 from __future__ import annotations
 
-from nubladobuild.kinds import conda, dockerfile, pip, script, transplant
+from nubladobuild.kinds import apt, conda, dockerfile, pip, script, transplant
 from nubladobuild.kinds._protocol import (
     Environment,
     Kind,
@@ -18,6 +18,6 @@ from nubladobuild.kinds._protocol import (
 
 #: Every install kind, in the order messages list them.
 KINDS: dict[str, Kind] = {k.name: k for k in (
-    pip.KIND, conda.KIND, script.KIND, dockerfile.KIND, transplant.KIND)}
+    pip.KIND, conda.KIND, script.KIND, dockerfile.KIND, transplant.KIND, apt.KIND)}
 
 __all__ = ["KINDS", "Environment", "Kind", "StepContext", "StepInput", "StepPlan"]

@@ -1,10 +1,18 @@
-"""The ``script`` kind: an install script run with ``PAYLOAD_PREFIX`` set."""
+"""The ``script`` kind: an install script run with ``PAYLOAD_PREFIX`` set.
+
+The script runs (``base/build/run-install-script``) as root in a copy of the
+payload directory with ``PAYLOAD_PREFIX``, ``PAYLOAD_PYTHON`` (the payload
+environment earlier steps made, when there is one), the step's ``env``,
+``HOME`` a throwaway directory, and ``PATH`` :func:`search_path` first.
+"""
 
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -30,6 +38,9 @@ from nubladobuild.kinds._protocol import (
     special_kind,
 )
 
+if TYPE_CHECKING:
+    from nubladobuild.schema import Payload
+
 #: Names skipped when the payload directory is copied into the build.
 SKIP_NAMES = ("__pycache__", ".git", ".venv", ".mypy_cache", ".pytest_cache")
 #: Environment names a script's ``env`` may not set: they would override the
@@ -39,7 +50,8 @@ RESERVED_ENV = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST",
                 "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX", "UV_DEFAULT_INDEX",
                 "UV_FIND_LINKS", "CONDA_CHANNELS", "SSL_CERT_FILE", "SSL_CERT_DIR",
                 "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "BASH_ENV", "ENV",
-                "PAYLOAD_PREFIX", "LD_PRELOAD", "LD_LIBRARY_PATH")
+                "PAYLOAD_PREFIX", "PAYLOAD_PYTHON", "HOME", "PATH",
+                "LD_PRELOAD", "LD_LIBRARY_PATH")
 #: The context directory of the payload files, shared by every script step
 #: (one copy, however many steps run scripts).
 PAYLOAD_DIR = "payload"
@@ -113,7 +125,39 @@ def load(spec: ScriptStep, ctx: StepContext) -> None:
     _walk(ctx.directory, ctx, ctx.exclude)
 
 
-def plan(index: int, spec: ScriptStep, step: StepInput, payload: object) -> StepPlan:
+def earlier_environments(index: int, payload: Payload) -> list[Environment]:
+    """Return the Python environments the steps before ``index`` make, in order."""
+    from nubladobuild.kinds import KINDS  # the registry imports this module
+
+    envs = (KINDS[s.kind].environment(s.spec, payload.name)
+            for s in payload.steps()[:index])
+    return [env for env in envs if env is not None]
+
+
+def search_path(index: int, spec: ScriptStep, payload: Payload) -> str:
+    """Return the directories the script finds commands in before the image's PATH.
+
+    The bin directory of the step's own ``python`` (when set), the step's
+    ``<prefix>/bin``, then the bin directories of the environments earlier
+    steps made, the latest first (the payload environment so far leads);
+    each once.
+    """
+    dirs = [posixpath.dirname(spec.python)] if spec.python else []
+    dirs.append(posixpath.join(spec.prefix, "bin"))
+    dirs += [env.bin for env in reversed(earlier_environments(index, payload))]
+    return ":".join(dict.fromkeys(dirs))
+
+
+def payload_python(index: int, payload: Payload) -> str:
+    """Return the interpreter of the payload environment before step ``index``.
+
+    The last earlier step's environment that has one; "" when none does.
+    """
+    envs = earlier_environments(index, payload)
+    return envs[-1].python if envs else ""
+
+
+def plan(index: int, spec: ScriptStep, step: StepInput, payload: Payload) -> StepPlan:
     """Plan the step: the payload directory, the script and its settings."""
     return StepPlan(
         index=index,
@@ -121,7 +165,10 @@ def plan(index: int, spec: ScriptStep, step: StepInput, payload: object) -> Step
         dir=PAYLOAD_DIR,
         files=dict(sorted(step.files.items())),
         modes=dict(step.modes),
-        vars={"path": spec.path, "prefix": spec.prefix},
+        vars={"step": f"install[{index}].{KIND.name}", "path": spec.path,
+              "prefix": spec.prefix,
+              "search_path": search_path(index, spec, payload),
+              "python": payload_python(index, payload)},
         data={"env": sorted(spec.env.items()),
               "secrets": [i for name in sorted(set(spec.secrets))
                           for i in SECRET_IDS[name]]},

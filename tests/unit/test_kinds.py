@@ -131,7 +131,8 @@ def test_script_render_quotes_env_and_ships_payload_files(tmp_path: Path) -> Non
     (directory / "bin/install.sh").chmod(0o755)
     plan = plan_of(directory)
     text = dockerfile_of(plan)
-    assert "run-install-script \\\n    /tmp/nb-payload bin/install.sh /opt/s \\\n" \
+    assert "run-install-script \\\n    'install[0].script' /tmp/nb-payload " \
+        "bin/install.sh /opt/s \\\n    /opt/s/bin '' \\\n" \
         "    'A=$HOME' \\\n    'B=x'\"'\"'; rm -rf / #'\n" in text
     assert "target=/tmp/nb-payload,rw" in text
     files = files_of(plan)

@@ -78,10 +78,13 @@ PIP_RUN = (
     ("[internal] load metadata for docker.io/library/nublado-jupyterlab-base:test",
      None),
     (PIP_RUN, "install[0].pip"),
+    # Script steps share the payload files: run-install-script's first
+    # argument names the step.
     ("[nublado-payload 3/9] RUN --mount=type=cache,id=nublado-pip,target=/root/.cache"
-     "/pip     --mount=type=bind,source=steps/12-script,target=/tmp/nb-payload,rw    "
+     "/pip     --mount=type=bind,source=payload,target=/tmp/nb-payload,rw    "
      " /usr/local/share/jupyterlab/build/with-build-secrets /usr/local/share/"
-     "jupyterlab/build/run-install-script     /tmp/nb-payload setup.sh /opt/x",
+     "jupyterlab/build/run-install-script     'install[12].script' /tmp/nb-payload "
+     "setup.sh /opt/x     /opt/x/bin ''",
      "install[12].script"),
     ("[conda-1 2/3] RUN --mount=type=cache,id=nublado-pip,target=/root/.cache/pip "
      "/usr/local/share/jupyterlab/build/with-build-secrets python3 -m venv "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -260,3 +261,71 @@ def test_control_characters_refused_everywhere(tmp_path: Path, where: str,
     assert ("control character" in rendered_problems
             or "surrogate" in rendered_problems
             or "unicode string" in rendered_problems), rendered_problems
+
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = "/usr/local/share/jupyterlab/build"
+
+
+def script_run_command(dockerfile: str) -> str:
+    """Return the shell command of the script step's RUN, as BuildKit runs it."""
+    lines = dockerfile.splitlines()
+    start = next(i for i, ln in enumerate(lines)
+                 if ln.startswith("# install[1]: script"))
+    command: list[str] = []
+    for line in lines[start + 1:]:
+        command.append(line.rstrip("\\").strip())
+        if not line.endswith("\\"):
+            break
+    text = " ".join(command).removeprefix("RUN ")
+    return " ".join(w for w in text.split(" ") if not w.startswith("--mount="))
+
+
+def test_rendered_script_step_runs_values_literally(tmp_path: Path) -> None:
+    """The rendered RUN of a script step, run by sh in a sandbox.
+
+    Env values stay literal; the script sees PAYLOAD_PREFIX, PAYLOAD_PYTHON
+    (the pip step's venv), PATH with its prefix's and the venv's bin first,
+    a HOME of its own that is gone afterwards, and pip's and uv's caches on
+    the cache mounts.
+    """
+    payload = tmp_path / "payload"
+    payload.mkdir()
+    (payload / "requirements.txt").write_text("six\n")
+    (payload / "post.sh").write_text(
+        "#!/bin/bash\n/usr/bin/python3 -c 'import json, os, sys; "
+        "json.dump(dict(os.environ), open(sys.argv[1], \"w\"))' "
+        '"$PAYLOAD_PREFIX/env.json"\ntouch "$HOME/marker"\n')
+    env = {f"NASTY_{i}": v for i, v in enumerate(NASTY)}
+    (payload / "payload.yaml").write_text(json.dumps({
+        "name": "nasty", "kernel": {"name": "k", "display_name": "K"},
+        "install": [{"pip": {"requirements": "requirements.txt"}},
+                    {"script": {"path": "post.sh", "prefix": "/opt/nasty",
+                                "env": env}}]}))
+    command = script_run_command(rendered(payload)["Dockerfile"])
+    sandbox = tmp_path / "sandbox"
+    (sandbox / "files").mkdir(parents=True)
+    shutil.copy(payload / "post.sh", sandbox / "files" / "post.sh")
+    prefix = sandbox / "prefix"
+    command = (command.replace(f"{BUILD}/with-build-secrets ", "")
+               .replace(f"{BUILD}/run-install-script",
+                        str(REPO / "base/build/run-install-script"))
+               .replace("/tmp/nb-payload", str(sandbox / "files"))
+               .replace("/opt/nasty", str(prefix)))
+    proc = subprocess.run(["sh", "-c", command], cwd=sandbox, capture_output=True,
+                          text=True, timeout=30, check=False,
+                          env={"PATH": "/usr/bin:/bin", "HOME": "/root"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "install[1].script: running post.sh" in proc.stdout
+    got = json.loads((prefix / "env.json").read_text())
+    for name, value in env.items():
+        assert got[name] == value, name
+    assert got["PAYLOAD_PREFIX"] == str(prefix)
+    assert got["PAYLOAD_PYTHON"] == "/opt/payload/venv/bin/python"
+    assert got["PATH"] == f"{prefix}/bin:/opt/payload/venv/bin:/usr/bin:/bin"
+    assert (got["PIP_CACHE_DIR"], got["UV_CACHE_DIR"]) == ("/root/.cache/pip",
+                                                           "/root/.cache/uv")
+    home = Path(got["HOME"])
+    assert home.name.startswith("nb-home.") and not home.exists()
+    assert_nothing_ran(sandbox)
+    assert_nothing_ran(tmp_path)
