@@ -37,6 +37,7 @@ from nubladobuild.errors import (
 )
 from nubladobuild.kinds.conda import CondaStep
 from nubladobuild.loader import LoadedPayload
+from nubladobuild.secrets import mask_url
 
 #: Channels used when neither the command line, the step nor the file names any.
 DEFAULT_CHANNELS = ("conda-forge",)
@@ -248,6 +249,16 @@ def lock_payload(loaded: LoadedPayload, channels: Sequence[str] = (),
             count = len(lock.packages_for(IMAGE_PLATFORM)) or len(lock.package)
             results.append(LockResult(index, path, count, False, hint, wanted))
             continue
+        secret = [c for c in env.channels if mask_url(c) != c]
+        if secret:
+            # A lock names every package by its URL and is committed: the
+            # channel's credentials would end up in the repository.
+            raise InputError(
+                f"{_where(loaded, index, 'environment')}: channel "
+                f"{mask_url(secret[0])} carries credentials, which a lock file "
+                "would store with every package URL. Lock against the channel "
+                "without credentials in its URL, or build without a lock (the "
+                "credentials then reach the solve and the download only).")
         solutions = {p: _solve(loaded, index, env, p) for p in wanted}
         source = os.path.relpath(loaded.directory / spec.environment, path.parent)
         write_lock(solutions, env, path, sources=[Path(source).as_posix()])

@@ -411,3 +411,14 @@ def test_read_a_conda_forge_lock_written_by_conda_lock(tmp_path: pathlib.Path) -
 
     assert sorted(p.name for p in parse_conda_lock_file(path).package) == [
         "python", "requests", "six"]
+
+
+def test_a_channel_with_credentials_is_never_written_into_a_lock(
+        tmp_path: pathlib.Path) -> None:
+    payload = make_payload(tmp_path / "p", "https://alice:s3cret@conda.example.org/ch")
+    run = cli("lock", str(payload), "--json")
+    assert run.returncode == 2, run.stderr
+    assert "channel https://***@conda.example.org/ch carries credentials, which a " \
+        "lock file would store" in run.stderr
+    assert "s3cret" not in run.stderr + run.stdout
+    assert not (payload / "lock0.yml").exists()
