@@ -171,6 +171,7 @@ class Step:
     seconds: float | None = None
     started: float = field(default_factory=time.monotonic)
     last: str = ""
+    announced: bool = False
 
     @property
     def visible(self) -> bool:
@@ -178,9 +179,15 @@ class Step:
         return self.name is not None
 
 
-#: What :meth:`BuildSteps.feed` reports: a step that finished, or a message
-#: of an image-side script.
-Update = tuple[Literal["finished"], Step] | tuple[Literal["message"], str]
+#: What :meth:`BuildSteps.feed` reports: a payload step that started
+#: running, a step that finished, or a message of an image-side script.
+Update = (tuple[Literal["started"], Step] | tuple[Literal["finished"], Step]
+          | tuple[Literal["message"], str])
+
+
+def _payload_step(step: Step) -> bool:
+    """Whether a step is one of the payload's own (long, worth announcing)."""
+    return install_step(step.name) is not None or step.name == "lab.extensions"
 
 
 class BuildSteps:
@@ -204,6 +211,12 @@ class BuildSteps:
         if line.kind == "output":
             if line.text.strip():
                 step.last = line.text
+            # Its first output says a payload step runs (a cached step has
+            # none): plain output announces it, since it may take minutes.
+            if not step.announced and step.state == "running" \
+                    and _payload_step(step):
+                step.announced = True
+                updates.append(("started", step))
             if line.text.startswith(MESSAGE_PREFIX):
                 updates.append(("message", line.text))
         elif line.kind in ("done", "cached", "error", "canceled") \
@@ -295,6 +308,9 @@ class PlainProgress(Progress):
                 if kind == "message":
                     assert isinstance(item, str)
                     self.message(item)
+                elif kind == "started":
+                    assert isinstance(item, Step)
+                    self.message(f"  {item.name}  running")
                 else:
                     assert isinstance(item, Step)
                     self.message(f"  {item.name}  {finished_text(item)}")

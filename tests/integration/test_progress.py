@@ -39,6 +39,9 @@ def test_build_prints_steps_with_times_and_json_stays_clean(
         steps = {m.group(1): m.group(2) for ln in lines
                  if (m := STEP_LINE.match(ln))}
         assert re.fullmatch(r"\d+\.\d s", steps["install[0].pip"]), result.stderr
+        # The payload's step says when it starts running, before its time.
+        assert lines.index("  install[0].pip  running") < lines.index(
+            f"  install[0].pip  {steps['install[0].pip']}"), result.stderr
         assert {"write-manifest", "isolation guard", "export image"} <= set(steps)
         # Not BuildKit's raw log: no "#N ..." lines, no pip output.
         assert not any(ln.startswith("#") for ln in lines), result.stderr

@@ -284,9 +284,11 @@ def test_signal_mid_build_keeps_previous_tag(base_image: str, tmp_path: Path,
     deadline = time.monotonic() + 300
     for line in proc.stdout:
         seen.append(line)
-        if "install-pip" in line or time.monotonic() > deadline:
+        # The progress line that says the pip step runs (its first output).
+        if "install[0].pip  running" in line or time.monotonic() > deadline:
             break
-    time.sleep(3)  # well inside the pip step
+    assert "install[0].pip  running" in seen[-1], "".join(seen)[-3000:]
+    time.sleep(3)  # well inside the pip step (numpy and pandas)
     proc.send_signal(signum)
     rest, _ = proc.communicate(timeout=120)
     output = "".join(seen) + rest

@@ -139,6 +139,7 @@ def _feed(progress: PlainProgress | LiveProgress, log: str) -> None:
 
 
 def test_plain_renderer_prints_one_line_per_finished_step() -> None:
+    """One line per finished step; a payload step also says when it runs."""
     out = io.StringIO()
     progress = PlainProgress(out)
     progress.message("install[0].conda: 12 packages fetched (lock)")
@@ -146,6 +147,7 @@ def test_plain_renderer_prints_one_line_per_finished_step() -> None:
     assert out.getvalue().splitlines() == [
         "install[0].conda: 12 packages fetched (lock)",
         "  FROM docker.io/library/nublado-jupyterlab-base:test  CACHED",
+        "  install[0].pip  running",
         "  install[0].pip  6.9 s",
         "  kernel files  0.0 s",
         "  shell setup  0.0 s",
