@@ -63,6 +63,12 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
                           check=check)
 
 
+def image_id(reference: str) -> str | None:
+    """Return the ID of a local image, or None when there is none."""
+    proc = docker("image", "inspect", "--format", "{{.Id}}", reference, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
 @pytest.fixture(scope="session")
 def engine() -> None:
     """Require a Docker engine: fail under CI=true, skip elsewhere."""

@@ -13,17 +13,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_TAG
-from tests.integration.conftest import docker, run_cli
+from tests.integration.conftest import docker, image_id, run_cli
 
 pytestmark = pytest.mark.integration
 LAB = "/usr/local/share/jupyterlab"
 SITE = "$(/usr/local/share/jupyterlab/venv/bin/python3 -I -c " \
     "'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')"
 
-
-def image_id(tag: str) -> str | None:
-    proc = docker("image", "inspect", "--format", "{{.Id}}", tag, check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def fragment_payload(root: Path, name: str, run: str) -> Path:

@@ -27,6 +27,7 @@ from tests.integration.conftest import (
     CliResult,
     assert_contract,
     docker,
+    image_id,
     run_cli,
 )
 
@@ -37,10 +38,6 @@ TRANSPLANT_SOURCE = "nublado-transplant-demo-source:latest"
 BAD_SOURCE = f"nublado-transplant-bad:{TEST_TAG}"
 CA = "/etc/ssl/certs/ca-certificates.crt"
 
-
-def _image_id(tag: str) -> str | None:
-    proc = docker("image", "inspect", "--format", "{{.Id}}", tag, check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def _size_over_base(image: str, base: str) -> int:
@@ -66,7 +63,7 @@ def build_source_image(context: Path, tag: str) -> None:
 @pytest.fixture(scope="session")
 def python_image(base_image: str) -> str:
     # Building the base makes the python image when it is missing (bootstrap).
-    require(_image_id(PYTHON_IMAGE) is not None,
+    require(image_id(PYTHON_IMAGE) is not None,
             f"{PYTHON_IMAGE} is missing (run `nublado-build bootstrap`)")
     return PYTHON_IMAGE
 
@@ -200,7 +197,7 @@ def test_transplant_with_unresolved_library_fails(
     assert "exit code 1" in result.stderr
     assert "No image was tagged" in result.stderr
     assert "Traceback" not in result.stderr
-    assert _image_id(f"bad-transplant:{TEST_TAG}") is None
+    assert image_id(f"bad-transplant:{TEST_TAG}") is None
 
 
 def test_script_failure_shows_tail_and_exit_code(
@@ -220,6 +217,6 @@ def test_script_failure_shows_tail_and_exit_code(
                    "install script install.sh failed with exit code 7",
                    "(exit code 7)", "No image was tagged"):
         assert needle in result.stderr, (needle, result.stderr[-3000:])
-    assert _image_id(f"failing-script:{TEST_TAG}") is None
+    assert image_id(f"failing-script:{TEST_TAG}") is None
 
 

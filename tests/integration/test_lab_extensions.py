@@ -17,7 +17,7 @@ import pytest
 
 from nubladobuild.lab import LOCK_FILE
 from tests.conftest import TEST_TAG
-from tests.integration.conftest import PAYLOADS, docker, run_cli
+from tests.integration.conftest import PAYLOADS, docker, image_id, run_cli
 
 pytestmark = pytest.mark.integration
 LAB = "/usr/local/share/jupyterlab"
@@ -48,10 +48,6 @@ def lab_payload(root: Path, name: str, run: str = "true",
         (root / LOCK_FILE).write_text(lock)
     return root
 
-
-def image_id(tag: str) -> str | None:
-    proc = docker("image", "inspect", "--format", "{{.Id}}", tag, check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def in_image(tag: str, script: str) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_TAG
-from tests.integration.conftest import CliResult, docker, run_cli
+from tests.integration.conftest import CliResult, docker, image_id, run_cli
 
 pytestmark = pytest.mark.integration
 PAYLOAD = Path(__file__).resolve().parents[1] / "payloads" / "widgets-drift"
@@ -34,10 +34,6 @@ MISSING = re.compile(
     r"in the lab; the lab has none: add `jupyterlab_widgets>=3,<4` to "
     r"lab.extensions in payload.yaml, or build on the standard base profile")
 
-
-def image_id(tag: str) -> str | None:
-    proc = docker("image", "inspect", "--format", "{{.Id}}", tag, check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def lab_has_no_widgets(base_image: str) -> None:

@@ -30,6 +30,7 @@ from tests.integration.conftest import (
     CliResult,
     assert_contract,
     docker,
+    image_id,
     run_cli,
 )
 
@@ -124,10 +125,6 @@ def source_image(build_payload: Callable[..., CliResult]) -> str:
     return SOURCE_TAG
 
 
-def _image_id(reference: str) -> str | None:
-    proc = docker("image", "inspect", "--format", "{{.Id}}", reference, check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
 
 def _one_paragraph(stderr: str) -> str:
     """Return the error: one line (a paragraph) after the progress lines."""
@@ -152,17 +149,17 @@ def test_push_to_nothing_listening_exits_1_and_leaves_no_tag(
         assert f"push of {base_image} to {fresh} failed" in line
         assert "connection refused" in line
         assert f"Check that the registry localhost:{port} is running" in line
-        assert _image_id(fresh) is None
+        assert image_id(fresh) is None
         assert result.stdout == ""
 
-        had = _image_id(before)
+        had = image_id(before)
         result = run_cli("push", base_image, "--to", before, "--json", check=False)
         assert result.returncode == 1, result.stderr
         document = json.loads(result.stdout)
         assert document["ok"] is False and document["exit_code"] == 1
         assert f"to {before} failed" in document["error"]
         assert "points at" in document["error"]
-        assert _image_id(before) == had == _image_id(source_image)
+        assert image_id(before) == had == image_id(source_image)
     finally:
         docker("rmi", before, check=False)
 
@@ -170,7 +167,7 @@ def test_push_to_nothing_listening_exits_1_and_leaves_no_tag(
 def test_push_two_destinations_pull_back_and_test(
         registry: Registry, source_image: str, tmp_path: Path,
         contract: Callable[..., dict[str, Any]]) -> None:
-    pushed_id = _image_id(source_image)
+    pushed_id = image_id(source_image)
     first = f"{registry.host}/regtest/script-demo:one"
     second = f"{registry.host}/other/script-demo"  # no tag: latest
     result = run_cli("push", source_image, "--to", first, "--to", second, "--json")
@@ -184,10 +181,10 @@ def test_push_two_destinations_pull_back_and_test(
     # Nothing of it left locally (untagged only if another tag shares the ID).
     for tag in (first, f"{second}:latest", source_image):
         docker("rmi", tag)
-        assert _image_id(tag) is None
+        assert image_id(tag) is None
     try:
         docker("pull", first)
-        assert _image_id(first) == pushed_id
+        assert image_id(first) == pushed_id
         summary = contract(first, PAYLOADS / "script-demo", tmp_path)
         assert_contract(summary, kernel="script-demo", payload_tests=3,
                         skipped=SCRIPT_DEMO_SKIPS)
@@ -210,7 +207,7 @@ def test_build_test_gates_tags_and_push(
         built = build_payload(payload, FAIL_TAG, "--push", good).json
         previous = built["image_id"]
         assert built["test"] is None
-        assert _image_id(FAIL_TAG) == previous
+        assert image_id(FAIL_TAG) == previous
         assert [p["ref"] for p in built["pushed"]] == [good]
         assert registry.tags("regtest/fail-demo") == ["good"]
 
@@ -232,8 +229,8 @@ def test_build_test_gates_tags_and_push(
             in error
         assert "No image was tagged and nothing was pushed" in error
         assert "Traceback" not in result.stderr
-        assert _image_id(FAIL_TAG) == previous
-        assert _image_id(bad) is None
+        assert image_id(FAIL_TAG) == previous
+        assert image_id(bad) is None
         assert registry.tags("regtest/fail-demo") == ["good"]
     finally:
         docker("rmi", good, check=False)
@@ -281,15 +278,15 @@ def test_build_all_skips_what_is_up_to_date_and_pushes_what_it_built(
         # it fails, and its tag stays on the image it had.
         (two / "requirements.txt").write_text("iniconfig==2.1.0\n")
         (three / "requirements.txt").write_text("nublado-no-such-package-x1\n")
-        before = _image_id(f"{names[2]}:latest")
-        old_two = _image_id(f"{names[1]}:latest")
+        before = image_id(f"{names[2]}:latest")
+        old_two = image_id(f"{names[1]}:latest")
         assert old_two is not None
         third = run_cli("build-all", *every, "--base-tag", base_image, "--json",
                         "--keep-going", check=False)
         assert third.returncode == 1, third.stderr
         assert _statuses(third.json) == {names[0]: "up to date", names[1]: "built",
                                          names[2]: "failed"}
-        assert _image_id(f"{names[2]}:latest") == before
+        assert image_id(f"{names[2]}:latest") == before
         # The rebuild's change, as a release engineer reviews it.
         diff = run_cli("diff", old_two, f"{names[1]}:latest", "--json").json
         changes = {env: {k: v for k, v in change.items() if v}
@@ -304,7 +301,7 @@ def test_build_all_skips_what_is_up_to_date_and_pushes_what_it_built(
         assert _statuses(fourth) == {names[0]: "built", names[1]: "built"}
         labels = json.loads(docker("image", "inspect", f"{names[0]}:latest").stdout
                             )[0]["Config"]["Labels"]
-        assert labels["io.nublado.base.digest"] == _image_id(minimal_base_image)
+        assert labels["io.nublado.base.digest"] == image_id(minimal_base_image)
     finally:
         docker("image", "rm", "-f", *(f"{n}:latest" for n in names), *pushed,
                check=False)
@@ -338,13 +335,13 @@ def test_build_all_tests_tags_and_pushes_every_example(
         assert all(row["tested"] for row in rows.values())
         assert [rows[n]["pushed"][0]["ref"] for n in EXAMPLES] == pushed
         assert [registry.tags(f"examples/{n}") for n in EXAMPLES] == [["latest"]] * 7
-        ids = [_image_id(ref) for ref in latest]
-        assert ids == [_image_id(ref) for ref in pushed]
+        ids = [image_id(ref) for ref in latest]
+        assert ids == [image_id(ref) for ref in pushed]
 
         started = time.monotonic()
         second = run_cli("build-all", *common).json
         assert second["counts"] == {"built": 0, "up to date": 7, "failed": 0}
         assert time.monotonic() - started < 90
-        assert [_image_id(ref) for ref in latest] == ids
+        assert [image_id(ref) for ref in latest] == ids
     finally:
         docker("image", "rm", "-f", *latest, *pushed, check=False)
