@@ -42,7 +42,7 @@ LAB_PYTHON = "/usr/local/share/jupyterlab/venv/bin/python"
 PREFIX = "nb-bench"
 BASE = f"{PREFIX}/base:run"
 NB_TAG = f"{PREFIX}/scipy-lab:nublado"
-UV_TAG = f"{PREFIX}/scipy-lab:uv"
+PIP_TAG = f"{PREFIX}/scipy-lab:pip"
 BASELINE_TAG = f"{PREFIX}/scipy-lab:baseline"
 ADD_TAG = f"{PREFIX}/scipy-lab:plus-one"
 EXTRA_PAYLOADS = {"bench-small-a": "requests\n", "bench-small-b": "pyyaml\ntoolz\n"}
@@ -165,15 +165,15 @@ def baseline_build(ctx: Path, *extra: str) -> float:
     return seconds
 
 
-def step_seconds(build_log: str, needle: str) -> float | None:
-    """Return BuildKit's DONE time of the step whose title contains needle."""
-    step = None
+def step_seconds(build_log: str, name: str) -> float | None:
+    """Return a step's time from nublado-build's progress (``  NAME  12.3 s``)."""
     for line in build_log.splitlines():
-        if step is None and line.startswith("#") and needle in line \
-                and "[" in line:
-            step = line.split(" ", 1)[0]
-        elif step is not None and line.startswith(f"{step} DONE "):
-            return float(line.rsplit(" ", 1)[1].rstrip("s"))
+        parts = line.strip().rsplit(None, 2)
+        if len(parts) == 3 and parts[0] == name and parts[2] == "s":
+            try:
+                return float(parts[1])
+            except ValueError:
+                continue
     return None
 
 
@@ -188,15 +188,16 @@ def make_payload(tmp: Path, name: str, requirements: str,
     return path
 
 
-def uv_copy_of_scipy(tmp: Path) -> Path:
-    path = tmp / "scipy-lab-uv"
+def pip_copy_of_scipy(tmp: Path) -> Path:
+    """Return a copy of scipy-lab whose pip step installs with pip, not uv."""
+    path = tmp / "scipy-lab-pip"
     shutil.copytree(SCIPY, path)
     yaml_path = path / "payload.yaml"
     text = yaml_path.read_text()
     assert "      prefix: /opt/payload/venv\n" in text
     yaml_path.write_text(text.replace("      prefix: /opt/payload/venv\n",
                                       "      prefix: /opt/payload/venv\n"
-                                      "      installer: uv\n"))
+                                      "      installer: pip\n"))
     return path
 
 
@@ -204,19 +205,19 @@ def uv_copy_of_scipy(tmp: Path) -> Path:
 
 def bench_cold(tmp: Path, rounds: int) -> dict[str, Any]:
     ctx = baseline_context(tmp)
-    uv_payload = uv_copy_of_scipy(tmp)
-    steps: dict[str, list[float | None]] = {"pip": [], "guard": []}
+    pip_payload = pip_copy_of_scipy(tmp)
+    steps: dict[str, list[float | None]] = {"install": [], "guard": []}
 
     def nublado_cold() -> float:
         seconds, build_log = nublado_build(SCIPY, NB_TAG, "--no-cache")
-        steps["pip"].append(step_seconds(build_log, "install-pip"))
-        steps["guard"].append(step_seconds(build_log, "nb-guard/guard.py"))
+        steps["install"].append(step_seconds(build_log, "install[0].pip"))
+        steps["guard"].append(step_seconds(build_log, "isolation guard"))
         return seconds
 
     kinds: dict[str, Callable[[], float]] = {
         "nublado": nublado_cold,
         "baseline": lambda: baseline_build(ctx, "--no-cache"),
-        "uv": lambda: nublado_build(uv_payload, UV_TAG, "--no-cache")[0],
+        "pip": lambda: nublado_build(pip_payload, PIP_TAG, "--no-cache")[0],
     }
     order = list(kinds)
     times: dict[str, list[float]] = {k: [] for k in kinds}
@@ -226,10 +227,13 @@ def bench_cold(tmp: Path, rounds: int) -> dict[str, Any]:
             seconds: float = kinds[kind]()
             times[kind].append(seconds)
             log(f"cold {kind}: {seconds:.1f} s")
-    nb, base, uv = (statistics.median(times[k]) for k in ("nublado", "baseline", "uv"))
+    nb, base, pip = (statistics.median(times[k])
+                     for k in ("nublado", "baseline", "pip"))
+    # "nublado" is the default path (uv since issue 13); "pip" the same
+    # payload with installer: pip, against the same hand-written pip build.
     return {"times": times, "nublado_steps": steps,
-            "nublado_s": nb, "baseline_s": base, "uv_s": uv,
-            "ratio": nb / base, "uv_over_pip": uv / nb}
+            "nublado_s": nb, "baseline_s": base, "pip_s": pip,
+            "ratio": nb / base, "pip_ratio": pip / base}
 
 
 def bench_noop(tmp: Path, reps: int) -> dict[str, Any]:
@@ -251,8 +255,14 @@ def bench_add_package(tmp: Path) -> dict[str, Any]:
     shutil.copytree(SCIPY, payload)
     with (payload / "requirements.txt").open("a") as f:
         f.write(f"{ADDED_PACKAGE}\n")
+    # Warm: the cold rounds emptied the cache mounts before each build, so
+    # the default installer's cache holds what the last round's installer
+    # left. One more build of scipy-lab (its layers from scratch, its
+    # packages from the caches it fills) makes this the warm case.
+    warmup, _ = nublado_build(SCIPY, NB_TAG, "--no-cache")
+    log(f"add one package: warm-up build of scipy-lab {warmup:.1f} s")
     seconds, build_log = nublado_build(payload, ADD_TAG)
-    pip_step = step_seconds(build_log, "install-pip")
+    pip_step = step_seconds(build_log, "install[0].pip")
     base_layers, new_layers = layers(BASE), layers(ADD_TAG)
     reused = sum(1 for a, b in zip(base_layers, new_layers, strict=False) if a == b)
     previous = layers(NB_TAG)
@@ -391,8 +401,13 @@ def machine() -> dict[str, Any]:
 
 def goals(r: dict[str, Any]) -> dict[str, bool]:
     return {
-        "cold build ratio <= 1.05": r["cold"]["ratio"] <= 1.05,
+        "cold build, default path (uv) / hand pip Dockerfile <= 0.75":
+            r["cold"]["ratio"] <= 0.75,
+        "cold build, installer pip / hand pip Dockerfile <= 1.05":
+            r["cold"]["pip_ratio"] <= 1.05,
         "no-op rebuild <= 2 s": r["noop"]["nublado_s"] <= 2.0,
+        "rebuild after adding one package <= 3 s (warm)":
+            r["add_package"]["seconds"] <= 3.0,
         "add one package reuses all base layers":
             r["add_package"]["base_layers_reused"] == r["add_package"]["base_layers"],
         "payloads share every base layer": r["sharing"]["all_share_base"],
@@ -405,18 +420,22 @@ def table(r: dict[str, Any]) -> str:
     c, n, a, s, z, k, lab = (r[x] for x in ("cold", "noop", "add_package", "sharing",
                                             "sizes", "kernel", "lab"))
     rows = [
-        ("cold build scipy-lab: nublado-build / hand Dockerfile",
+        ("cold build scipy-lab: nublado-build (default, uv) / hand pip Dockerfile",
          f"{c['nublado_s']:.1f} s / {c['baseline_s']:.1f} s", f"{c['ratio']:.3f}",
+         "<= 0.75"),
+        ("cold build scipy-lab: nublado-build installer pip / hand pip Dockerfile",
+         f"{c['pip_s']:.1f} s / {c['baseline_s']:.1f} s", f"{c['pip_ratio']:.3f}",
          "<= 1.05"),
-        ("  nublado-build steps: pip install / isolation guard (own stage)",
+        ("  nublado-build (default) steps: install / isolation guard (own stage)",
          " / ".join(f"{statistics.median(v):.1f} s" if all(v) else "-"
                     for v in c["nublado_steps"].values()), "", ""),
         ("no-op rebuild: nublado-build / hand Dockerfile",
          f"{n['nublado_s']:.2f} s / {n['baseline_s']:.2f} s", f"{n['ratio']:.2f}",
          "~2 s"),
-        (f"rebuild after adding {ADDED_PACKAGE}: total / pip step",
+        (f"rebuild after adding {ADDED_PACKAGE} (warm): total / install step",
          f"{a['seconds']:.1f} s / {a['pip_step_s']} s",
-         f"{a['ratio_to_pip_step']:.2f}" if a["ratio_to_pip_step"] else "-", ""),
+         f"{a['ratio_to_pip_step']:.2f}" if a["ratio_to_pip_step"] else "-",
+         "<= 3 s total"),
         ("  base layers reused", f"{a['base_layers_reused']}/{a['base_layers']}", "",
          "all"),
         (f"layer sharing, {len(s['images'])} payloads: all base layers shared",
@@ -438,8 +457,6 @@ def table(r: dict[str, Any]) -> str:
          "<= 1.1"),
         (f"lab ready after docker run (median of {len(lab['times'])})",
          f"{lab['median_s']:.2f} s", "", ""),
-        ("cold build, installer uv / pip (nublado-build)",
-         f"{c['uv_s']:.1f} s / {c['nublado_s']:.1f} s", f"{c['uv_over_pip']:.2f}", ""),
     ]
     lines = ["| measurement | figures | ratio | goal |", "|---|---|---|---|"]
     lines += [f"| {a_} | {b_} | {c_} | {d_} |" for a_, b_, c_, d_ in rows]
@@ -489,7 +506,7 @@ def main() -> int:
             results["add_package"] = bench_add_package(tmp)
             results["sharing"] = bench_sharing(tmp)
             results["sizes"] = bench_sizes(args.python_image,
-                                           [NB_TAG, UV_TAG,
+                                           [NB_TAG, PIP_TAG,
                                             *results["sharing"]["images"][1:]])
             results["profiles"] = bench_profiles(args.python_image)
             results["kernel"] = bench_kernel(args.kernel_reps)
@@ -499,7 +516,7 @@ def main() -> int:
 
                 results["hub"] = bench_hub(NB_TAG, args.hub_reps)
     finally:
-        for image in [BASELINE_TAG, NB_TAG, UV_TAG, ADD_TAG, BASE,
+        for image in [BASELINE_TAG, NB_TAG, PIP_TAG, ADD_TAG, BASE,
                       *(f"{PREFIX}/base:{p}" for p in profile_names()),
                       *(f"{PREFIX}/{n}:latest" for n in EXTRA_PAYLOADS)]:
             docker("rmi", image, check=False)

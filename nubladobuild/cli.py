@@ -22,6 +22,7 @@ from nubladobuild.builder import check_tags
 from nubladobuild.condalock import PLATFORMS as CONDA_PLATFORMS
 from nubladobuild.errors import (
     EXIT_INPUT,
+    EnvironmentProblem,
     InputError,
     LockOutdated,
     NubladoError,
@@ -43,7 +44,13 @@ from nubladobuild.images import (
     up_to_date,
 )
 from nubladobuild.init import check_written, plan_init, write_payload
-from nubladobuild.loader import load_payload
+from nubladobuild.interpreter import (
+    BaseCheck,
+    check_against_base,
+    needs_base,
+    step_facts,
+)
+from nubladobuild.loader import LoadedPayload, load_payload
 from nubladobuild.payload_schema import schema_text
 from nubladobuild.plan import DEFAULT_BASE_IMAGE, check_base_reference, check_grants
 from nubladobuild.profiles import (
@@ -162,18 +169,32 @@ def cli() -> None:
 @cli.command()
 @click.argument("payload_dirs", nargs=-1, required=True,
                 type=click.Path(path_type=Path))
+@click.option("--base", "base_image", default=DEFAULT_BASE_IMAGE, show_default=True,
+              help="The base image a pip step's python3.N is checked against "
+              "(when it exists on the engine).")
 @json_option
-def validate(payload_dirs: tuple[Path, ...], as_json: bool) -> None:
-    """Check payload.yaml files and the files they name; report every problem."""
+def validate(payload_dirs: tuple[Path, ...], base_image: str, as_json: bool) -> None:
+    """Check payload.yaml files and the files they name; report every problem.
+
+    A pip step's python3.N is checked against the --base image's Python
+    when that image is on the engine; when it is not, validate says the
+    check was not done (stderr, and "interpreter" under --json).
+    """
     out = Output(as_json)
     results: list[dict[str, Any]] = []
     failed: list[NubladoError] = []
+    check_base_reference(base_image)
     for directory in payload_dirs:
         try:
             loaded = load_payload(directory)
-            plan_payload(loaded, DEFAULT_BASE_IMAGE)  # compat links need the plan
+            plan_payload(loaded, base_image)  # compat links need the plan
+            checked = _check_interpreters(loaded, base_image)
+            if checked.status == "not done":
+                click.echo(f"nublado-build: {directory}: the interpreter check "
+                           f"against the base was not done: {checked.reason}",
+                           err=True)
             results.append({"payload": str(directory), "name": loaded.model.name,
-                            "valid": True})
+                            "valid": True, "interpreter": checked.as_json()})
         except NubladoError as exc:
             failed.append(exc)
             results.append({"payload": str(directory), "valid": False,
@@ -185,6 +206,30 @@ def validate(payload_dirs: tuple[Path, ...], as_json: bool) -> None:
         raise PayloadInvalid([p for e in invalid for p in e.problems])
     out.result({"payloads": results},
                "\n".join(f"{r['payload']}: valid ({r['name']})" for r in results))
+
+
+def _check_interpreters(loaded: LoadedPayload, base_image: str) -> BaseCheck:
+    """Check a pip step's python3.N against the base, when the base is here.
+
+    Raises
+    ------
+    PayloadInvalid
+        When the base cannot run a requested interpreter.
+    """
+    from nubladobuild.engine import inspect_image  # the Docker SDK, when needed
+
+    if not needs_base(step_facts(loaded)):
+        return BaseCheck("not needed")
+    try:
+        info = inspect_image(base_image)
+    except EnvironmentProblem:
+        return BaseCheck("not done", "no Docker engine answers; "
+                         "build and render check it against the base")
+    if info is None:
+        return BaseCheck("not done", f"the base image {base_image} is not on this "
+                         "engine; build it with `nublado-build base` or pass --base "
+                         "(build and render check it)")
+    return check_against_base(loaded, base_image, info)
 
 
 @cli.command("schema")
@@ -798,10 +843,13 @@ def init_cmd(directory: Path, name: str | None, force: bool, dry_run: bool,
              as_json: bool) -> None:
     """Write DIRECTORY/payload.yaml from a repo2docker (Binder) repository.
 
-    Reads binder/ or .binder/ (else the root) as repo2docker does: apt.txt,
-    environment.yml or requirements.txt, and postBuild become install steps;
-    every other file it knows (Pipfile, setup.py, pyproject.toml, start,
-    runtime.txt, ...) is listed as not mapped, with the reason.
+    Reads binder/ or .binder/ (else the root) as repo2docker does, first
+    match wins: environment.yml; Pipfile.lock or Pipfile; requirements.txt
+    and, at the root, the repository as a Python project (setup.py or
+    pyproject.toml; uv.lock next to pyproject.toml too). apt.txt, postBuild,
+    start and runtime.txt's python-3.X map as well; every other file it
+    knows (install.R, Dockerfile, Project.toml, ...) is listed as not
+    mapped, with the reason.
     """
     result = plan_init(directory, name)
     data = result.as_json()

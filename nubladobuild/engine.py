@@ -124,6 +124,9 @@ class ImageInfo:
     cmd: list[str] | None = None
     workdir: str = ""
     tags: tuple[str, ...] = ()
+    #: The image's ``Config.Env`` as a mapping (``python:3.x`` images set
+    #: ``PYTHON_VERSION`` there).
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def inspect_image(reference: str) -> ImageInfo | None:
@@ -139,7 +142,9 @@ def inspect_image(reference: str) -> ImageInfo | None:
                      labels=dict(config.get("Labels") or {}),
                      entrypoint=config.get("Entrypoint"), cmd=config.get("Cmd"),
                      workdir=str(config.get("WorkingDir") or ""),
-                     tags=tuple(str(t) for t in image.attrs.get("RepoTags") or ()))
+                     tags=tuple(str(t) for t in image.attrs.get("RepoTags") or ()),
+                     env={key: value for key, _, value in
+                          (str(e).partition("=") for e in config.get("Env") or ())})
 
 
 #: At most this many bytes are read from an image by :func:`read_image_files`.

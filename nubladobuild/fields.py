@@ -32,6 +32,7 @@ PROTECTED_TREES: tuple[tuple[str, str], ...] = (
     ("/usr/local/share/jupyter", "Jupyter data the server reads (kernelspecs, "
      "lab settings)"),
     ("/usr/share/jupyter", "Jupyter data the server reads"),
+    ("/opt/nublado", "nublado-build's own files (the start hook the start-up runs)"),
     ("/usr/local/lib/python3*", "the base interpreter's standard library"),
     ("/usr/local/lib/libpython*", "the base interpreter's library"),
     ("/usr/local/bin/python*", "the base interpreter (the lab venv runs it)"),

@@ -2,18 +2,33 @@
 
 The configuration directory is chosen as repo2docker chooses it:
 ``binder/`` or ``.binder/`` (never both), else the repository root; files
-outside it are ignored. Of the environment files the first match wins, as
-repo2docker's build packs do: ``environment.yml`` (conda), then
-``Pipfile``/``Pipfile.lock``, then ``requirements.txt`` (with ``setup.py``
-and ``pyproject.toml`` at the root when there is no configuration
-directory). What maps to an install kind becomes a step (``apt.txt`` first,
-then the environment, then ``postBuild``); everything else is listed as not
-mapped, with the reason.
+outside it are ignored. The environment follows repo2docker's build packs,
+first match wins:
+
+1. ``environment.yml`` (or ``.yaml``): a conda step;
+2. ``Pipfile.lock``, else ``Pipfile``: a pip step (``pipfile_lock`` or
+   ``pipfile``, with the dev section, as repo2docker's ``pipenv install
+   --dev``); the repository itself is not installed;
+3. the Python build pack: ``requirements.txt`` (a pip step), then, at the
+   root only, the repository as a Python project (``setup.py``, or a
+   ``pyproject.toml`` with ``[project]`` and ``[build-system]``) as a
+   ``project: .`` step. A ``uv.lock`` next to ``pyproject.toml`` (which
+   repo2docker does not read) becomes a ``uv_lock`` step instead of
+   ``requirements.txt``.
+
+``runtime.txt``'s ``python-3.X`` becomes the pip steps' ``python``;
+``apt.txt`` an apt step (first), ``postBuild`` a script step (last),
+``start`` the start hook. Everything else is listed as not mapped, with
+the reason.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import stat
+import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,31 +45,32 @@ PAYLOAD_FILE = "payload.yaml"
 #: The configuration directories repo2docker reads, in its order.
 CONFIG_DIRS = ("binder", ".binder")
 #: Files init reads in the configuration directory, in the order listed.
-CONFIG_FILES = ("environment.yml", "Pipfile", "Pipfile.lock", "requirements.txt",
-                "apt.txt", "postBuild", "start", "runtime.txt", "Dockerfile",
-                "install.R", "Project.toml", "default.nix")
-#: Files repo2docker reads only at the root, when there is no config directory.
-ROOT_ONLY_FILES = ("setup.py", "pyproject.toml")
+CONFIG_FILES = ("environment.yml", "environment.yaml", "Pipfile", "Pipfile.lock",
+                "requirements.txt", "apt.txt", "postBuild", "start", "runtime.txt",
+                "Dockerfile", "install.R", "Project.toml", "REQUIRE", "default.nix")
+#: Files repo2docker reads only at the root, when there is no config directory
+#: (``uv.lock`` it does not read at all; init does, next to pyproject.toml).
+ROOT_ONLY_FILES = ("setup.py", "pyproject.toml", "uv.lock", "DESCRIPTION")
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
-_RUNTIME_PYTHON = re.compile(r"^python-(3)\.([0-9]+)(\.[0-9]+)?\Z")
+_RUNTIME_PYTHON = re.compile(r"^python-(3)(?:\.([0-9]+))?(\.[0-9]+)?\Z")
+#: A requirements line that installs the repository itself (``.``, ``-e .``).
+_LOCAL_PROJECT = re.compile(
+    r"^(?:-e\s+|--editable[=\s]+)?\.(?:\[[^\]]*\])?/?\s*(?:#.*)?\Z")
 
-_PLANNED = "not supported yet (planned)"
+_R_HINT = ("install R with an apt step (r-base, r-cran-irkernel) and add an R "
+           "kernel under kernels: (see payloads/r-lab)")
 _REASONS = {
-    "Pipfile": f"pipenv files are {_PLANNED}; export them with `pipenv "
-               "requirements > requirements.txt` and use a pip step",
-    "setup.py": f"installing the repository itself (pip install .) is "
-                f"{_PLANNED}; run it from a script step",
-    "pyproject.toml": f"installing the repository itself (pip install .) is "
-                      f"{_PLANNED}; run it from a script step",
-    "start": f"a start script run when the container starts is {_PLANNED}; "
-             "kernel.setup or kernel.env in payload.yaml cover environment "
-             "settings",
     "Dockerfile": "a whole Dockerfile is not supported (repo2docker would build "
                   "it instead of the other files); port its RUN, COPY and ENV "
                   "lines to a dockerfile fragment step",
-    "install.R": "R environments are not supported",
+    "install.R": f"R packages from install.R are not installed by init: {_R_HINT}, "
+                 "then install the packages with Debian's r-cran-* packages or a "
+                 "script step running install.R",
+    "DESCRIPTION": f"an R package (DESCRIPTION) is not installed by init: "
+                   f"{_R_HINT}",
     "Project.toml": "Julia environments are not supported",
+    "REQUIRE": "Julia environments are not supported",
     "default.nix": "Nix environments are not supported",
 }
 
@@ -181,26 +197,108 @@ def _display_name(raw: str, name: str) -> str:
     return text or name
 
 
-def _runtime(directory: Path, rel: str, env_kind: str) -> NotMapped:
+def _read_text(path: Path) -> str | None:
+    """Return a file's UTF-8 text, None when it cannot be read (the loader says why)."""
     try:
-        first = (directory / rel).read_text(encoding="utf-8").strip().split("\n")[0]
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return NotMapped(rel, "cannot be read as UTF-8 text")
-    first = first.strip()
+        return None
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    """Return a TOML file's tables; empty when it is missing or invalid."""
+    text = _read_text(path)
+    try:
+        return tomllib.loads(text) if text is not None else {}
+    except tomllib.TOMLDecodeError:
+        return {}
+
+
+def is_python_project(directory: Path) -> bool:
+    """Return whether repo2docker installs the root as a Python project.
+
+    As its Python build pack decides: a ``setup.py``, or a ``pyproject.toml``
+    with both ``[project]`` and ``[build-system]``.
+    """
+    if (directory / "setup.py").is_file():
+        return True
+    data = _toml(directory / "pyproject.toml")
+    return "project" in data and "build-system" in data
+
+
+def installs_project(requirements: Path) -> bool:
+    """Return whether a requirements file has a ``.`` or ``-e .`` line."""
+    text = _read_text(requirements) or ""
+    return any(_LOCAL_PROJECT.match(line.strip()) for line in text.splitlines())
+
+
+def _dev_group(path: Path, lock: bool) -> list[str]:
+    """Return the dev section of a Pipfile(.lock) when it lists anything.
+
+    repo2docker runs ``pipenv install --dev``: the dev packages too.
+    """
+    if lock:
+        text = _read_text(path)
+        try:
+            data = json.loads(text) if text is not None else {}
+        except ValueError:
+            return []
+        section = "develop"
+    else:
+        data, section = _toml(path), "dev-packages"
+    return [section] if isinstance(data, dict) and data.get(section) else []
+
+
+@dataclass(frozen=True)
+class _Runtime:
+    """What ``runtime.txt`` asks for: a Python minor version, or why not mapped."""
+
+    python: str = ""
+    not_mapped: NotMapped | None = None
+
+
+def _runtime(directory: Path, rel: str, env_kind: str) -> _Runtime:
+    text = _read_text(directory / rel)
+    if text is None:
+        return _Runtime(not_mapped=NotMapped(rel, "cannot be read as UTF-8 text"))
+    first = (text.strip().split("\n") or [""])[0].strip()
     match = _RUNTIME_PYTHON.match(first)
+    if match and match.group(2) is None:
+        return _Runtime(not_mapped=NotMapped(
+            rel, f"{first!r} asks for Python 3 without a minor version: pip steps "
+            "use the base image's python3 already"))
     if match:
-        version = f"{match.group(1)}.{match.group(2)}"
+        version = f"3.{match.group(2)}"
+        if env_kind == "pip":
+            return _Runtime(python=f"python{version}")
         if env_kind == "conda":
             how = (f"the conda environment's own Python is used: pin "
                    f"python={version} in environment.yml")
         else:
-            how = (f"pip steps make the venv with the base image's python3, so it "
-                   f"is honoured only if that is {version}; for another Python "
-                   "use a conda environment")
-        return NotMapped(rel, f"asks for Python {version}: {how}")
+            how = ("repo2docker takes a Pipfile's Python from its [requires]; "
+                   "the pip step uses the base image's python3")
+        return _Runtime(not_mapped=NotMapped(rel, f"asks for Python {version}: "
+                                             f"{how}"))
     if first.lower().startswith("r-"):
-        return NotMapped(rel, f"asks for R ({first}): R is not supported")
-    return NotMapped(rel, f"{first!r} is not a runtime init knows (python-3.X)")
+        return _Runtime(not_mapped=NotMapped(
+            rel, f"asks for R ({first}), which init does not map: {_R_HINT}"))
+    return _Runtime(not_mapped=NotMapped(
+        rel, f"{first!r} is not a runtime init knows (python-3.X)"))
+
+
+def _start(directory: Path, rel: str) -> Mapped:
+    """Map repo2docker's ``start`` to the start hook; say if it is not executable."""
+    note = ("runs at lab start, before the server, as the lab user, at most 60 s; "
+            "it must end with exec \"$@\"")
+    try:
+        mode = (directory / rel).stat().st_mode
+    except OSError:
+        mode = 0
+    if not mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH):
+        note += (f"; it is not executable in the repository: run `chmod +x {rel}` "
+                 "(repo2docker and nublado-build both install it executable, so it "
+                 "runs either way)")
+    return Mapped(rel, "start", note)
 
 
 def plan_init(directory: Path, name: str | None = None) -> InitResult:
@@ -210,8 +308,9 @@ def plan_init(directory: Path, name: str | None = None) -> InitResult:
     ------
     InputError
         When the directory is missing, the name cannot be made, or nothing
-        gives the kernel an environment (no environment.yml or
-        requirements.txt that repo2docker would use).
+        gives the kernel an environment (no environment.yml, Pipfile(.lock),
+        requirements.txt or, at the root, Python project that repo2docker
+        would use).
     """
     if not directory.is_dir():
         raise InputError(f"{directory}: directory does not exist. Pass the "
@@ -241,35 +340,8 @@ def plan_init(directory: Path, name: str | None = None) -> InitResult:
         else:
             not_mapped.append(NotMapped(rel, "Debian packages (the apt kind) are "
                                         "not supported by this nublado-build"))
-    env_kind = ""
-    if has("environment.yml"):
-        env_kind = "conda"
-        rel = _rel(config, "environment.yml")
-        steps.append({"conda": {"environment": rel}})
-        mapped.append(Mapped(rel, "conda", "the environment's own Python runs the "
-                             "kernel; list python and ipykernel in it"))
-    pipfiles = [f for f in ("Pipfile", "Pipfile.lock") if has(f)]
-    for file in pipfiles:
-        reason = _REASONS["Pipfile"]
-        if env_kind:
-            reason = "ignored: repo2docker uses environment.yml when it exists"
-        not_mapped.append(NotMapped(_rel(config, file), reason))
-    env_kind = env_kind or ("pipenv" if pipfiles else "")
-    if has("requirements.txt"):
-        rel = _rel(config, "requirements.txt")
-        if env_kind:
-            first = "environment.yml" if env_kind == "conda" else "Pipfile"
-            not_mapped.append(NotMapped(rel, f"ignored: repo2docker uses {first} "
-                                        "when it exists"))
-        else:
-            env_kind = "pip"
-            steps.append({"pip": {"requirements": rel}})
-            mapped.append(Mapped(rel, "pip", "a venv made with the base image's "
-                                 "python3; ipykernel is added when missing"))
-    if not config:
-        for file in ROOT_ONLY_FILES:
-            if has(file):
-                not_mapped.append(NotMapped(file, _REASONS[file]))
+    env_kind, pip_steps = _environment(directory, config, has, steps, mapped,
+                                       not_mapped)
     if has("postBuild"):
         rel = _rel(config, "postBuild")
         steps.append({"script": {"path": rel, "prefix": f"/opt/{name}"}})
@@ -277,35 +349,149 @@ def plan_init(directory: Path, name: str | None = None) -> InitResult:
                              f"PAYLOAD_PREFIX=/opt/{name}, not as the notebook user "
                              "inside the environment as repo2docker runs it; check "
                              "what it writes where"))
-    for file in ("start", "Dockerfile", "install.R", "Project.toml", "default.nix"):
+    start: dict[str, Any] | None = None
+    if has("start"):
+        rel = _rel(config, "start")
+        start = {"script": rel}
+        mapped.append(_start(directory, rel))
+    for file in ("Dockerfile", "install.R", "Project.toml", "REQUIRE", "default.nix"):
         if has(file):
             not_mapped.append(NotMapped(_rel(config, file), _REASONS[file]))
+    if not config and has("DESCRIPTION"):
+        not_mapped.append(NotMapped("DESCRIPTION", _REASONS["DESCRIPTION"]))
     if has("runtime.txt"):
-        not_mapped.append(_runtime(directory, _rel(config, "runtime.txt"), env_kind))
+        rel = _rel(config, "runtime.txt")
+        runtime = _runtime(directory, rel, env_kind)
+        if runtime.not_mapped is not None:
+            not_mapped.append(runtime.not_mapped)
+        else:
+            for step in pip_steps:
+                step["python"] = runtime.python
+            mapped.append(Mapped(rel, "pip.python", f"{runtime.python} makes the "
+                                 "venv; validate and build check that the base "
+                                 "image has it"))
 
-    if not any(k in step for step in steps for k in ("pip", "conda")):
+    if not env_kind:
         looked = ("binder/ or .binder/, then " if not config else "") + \
             ", ".join(CONFIG_FILES + (() if config else ROOT_ONLY_FILES))
         found = "".join(f"\n  not mapped: {n.file}: {n.reason}" for n in not_mapped)
         found += "".join(f"\n  found: {m.file} ({m.kind})" for m in mapped)
+        root = "" if config else ", or a Python project (setup.py, or " \
+            "pyproject.toml with [project] and [build-system])"
         raise InputError(
             f"{directory}: nothing gives the kernel an environment: init needs an "
-            f"environment.yml or a requirements.txt in {where} (looked for "
-            f"{looked}). Add one, or write payload.yaml by hand (see the "
-            f"README).{found}")
+            f"environment.yml, a Pipfile.lock or Pipfile, a requirements.txt{root} "
+            f"in {where} (looked for {looked}). Add one, or write payload.yaml by "
+            f"hand (see the README).{found}")
 
     payload: dict[str, Any] = {
         "name": name,
         "description": f"Made by nublado-build init from the repo2docker files in "
                        f"{where}",
         "install": steps,
-        "kernel": {"name": name, "display_name": _display_name(raw_name, name)},
     }
+    if start is not None:
+        payload["start"] = start
+    payload["kernel"] = {"name": name, "display_name": _display_name(raw_name, name)}
     _validate(payload, directory)
     result = InitResult(directory, config, payload, tuple(mapped), tuple(not_mapped),
                         "")
     return InitResult(directory, config, payload, tuple(mapped), tuple(not_mapped),
                       render(result))
+
+
+def _environment(directory: Path, config: str, has: Callable[[str], bool],
+                 steps: list[dict[str, Any]],
+                 mapped: list[Mapped], not_mapped: list[NotMapped]
+                 ) -> tuple[str, list[dict[str, Any]]]:
+    """Add the environment's steps as repo2docker's build packs pick them.
+
+    Returns the environment's kind (``conda``, ``pipenv``, ``pip`` or ``""``)
+    and the pip steps' settings (``runtime.txt`` sets their ``python``).
+    """
+    root_project = [f for f in ("setup.py", "pyproject.toml", "uv.lock")
+                    if not config and has(f)]
+    env_file = next((f for f in ("environment.yml", "environment.yaml") if has(f)),
+                    "")
+    pipfile = next((f for f in ("Pipfile.lock", "Pipfile") if has(f)), "")
+    if env_file:
+        rel = _rel(config, env_file)
+        steps.append({"conda": {"environment": rel}})
+        mapped.append(Mapped(rel, "conda", "the environment's own Python runs the "
+                             "kernel; list python and ipykernel in it"))
+        ignored = [f for f in ("environment.yaml", "Pipfile", "Pipfile.lock",
+                               "requirements.txt") if f != env_file and has(f)]
+        not_mapped.extend(NotMapped(_rel(config, f), f"ignored: repo2docker uses "
+                                    f"{env_file} when it exists") for f in ignored)
+        not_mapped.extend(NotMapped(f, f"ignored: with {env_file} repo2docker does "
+                                    "not install the repository itself")
+                          for f in root_project)
+        return "conda", []
+    if pipfile:
+        rel = _rel(config, pipfile)
+        lock = pipfile == "Pipfile.lock"
+        pip: dict[str, Any] = {"pipfile_lock" if lock else "pipfile": rel}
+        groups = _dev_group(directory / rel, lock)
+        if groups:
+            pip["groups"] = groups
+        steps.append({"pip": pip})
+        what = ("hash-checked, as locked" if lock else
+                "unlocked, resolved at build time (commit a Pipfile.lock to pin it)")
+        dev = f" and [{groups[0]}]" if groups else ""
+        mapped.append(Mapped(rel, "pip", f"a venv made with the base image's python3; "
+                             f"[{'default' if lock else 'packages'}]{dev} installed "
+                             f"{what}, as repo2docker's pipenv install --dev does"))
+        if lock and has("Pipfile"):
+            not_mapped.append(NotMapped(_rel(config, "Pipfile"), "ignored: "
+                                        "Pipfile.lock is installed instead, as "
+                                        "repo2docker does (pipenv --ignore-pipfile)"))
+        if has("requirements.txt"):
+            not_mapped.append(NotMapped(_rel(config, "requirements.txt"),
+                                        f"ignored: repo2docker uses {pipfile} when "
+                                        "it exists"))
+        not_mapped.extend(NotMapped(f, f"ignored: repo2docker's {pipfile} build does "
+                                    "not install the repository itself")
+                          for f in root_project)
+        return "pipenv", [pip]
+    pip_steps: list[dict[str, Any]] = []
+    uv_lock = not config and has("uv.lock") and has("pyproject.toml")
+    if uv_lock:
+        pip_steps.append({"uv_lock": "uv.lock"})
+        mapped.append(Mapped("uv.lock", "pip", "repo2docker does not read uv.lock; "
+                             "nublado-build installs the locked dependencies "
+                             "(uv export --frozen, hash-checked) into a venv made "
+                             "with the base image's python3"))
+        if has("requirements.txt"):
+            not_mapped.append(NotMapped("requirements.txt", "ignored: uv.lock pins "
+                                        "the project's environment; add a pip step "
+                                        "for it if it holds more"))
+    elif has("requirements.txt"):
+        rel = _rel(config, "requirements.txt")
+        pip_steps.append({"requirements": rel})
+        mapped.append(Mapped(rel, "pip", "a venv made with the base image's "
+                             "python3; ipykernel is added when missing"))
+    project = not config and is_python_project(directory)
+    if project:
+        file = "setup.py" if has("setup.py") else "pyproject.toml"
+        if not uv_lock and has("requirements.txt") \
+                and installs_project(directory / "requirements.txt"):
+            not_mapped.append(NotMapped(file, "requirements.txt installs the "
+                                        "repository itself already (a . line)"))
+        else:
+            pip_steps.append({"project": "."})
+            mapped.append(Mapped(file, "pip", "the repository installed as a Python "
+                                 "project (pip install .), as repo2docker does; "
+                                 "copied to /opt/payload/project in the image"))
+    elif not config and has("pyproject.toml") and not uv_lock:
+        not_mapped.append(NotMapped("pyproject.toml", "not a Python project "
+                                    "repo2docker installs (it needs [project] and "
+                                    "[build-system]); for its dependencies only, "
+                                    "add a pip step `pyproject: pyproject.toml`"))
+    if not config and has("uv.lock") and not has("pyproject.toml"):
+        not_mapped.append(NotMapped("uv.lock", "uv.lock without pyproject.toml: "
+                                    "uv needs both"))
+    steps.extend({"pip": pip} for pip in pip_steps)
+    return ("pip" if pip_steps else ""), pip_steps
 
 
 def _validate(payload: dict[str, Any], directory: Path) -> None:

@@ -23,10 +23,11 @@ from pydantic import ValidationError
 from nubladobuild.compat import profile_problems
 from nubladobuild.errors import InputError, Loc, PayloadInvalid, Problem
 from nubladobuild.fields import control_characters
+from nubladobuild.interpreter import static_problems
 from nubladobuild.kinds import KINDS, StepContext, StepInput
 from nubladobuild.kinds._protocol import read_payload_file, special_kind
 from nubladobuild.lab import LOCK_FILE as LAB_LOCK
-from nubladobuild.schema import INSTALL_KINDS, Payload
+from nubladobuild.schema import INSTALL_KINDS, MISSING_KERNEL, Payload
 
 PAYLOAD_FILE = "payload.yaml"
 #: payload.yaml larger than this is refused before parsing.
@@ -74,8 +75,11 @@ class LoadedPayload:
         when the payload has extensions and the file exists; the plan
         checks it against payload.yaml.
     source : bytes
-        ``payload.yaml`` as read (with ``inputs`` and ``lab_lock``, every
-        file the loader read; see :func:`nubladobuild.resolve.inputs_sha256`).
+        ``payload.yaml`` as read (with ``inputs``, ``lab_lock`` and
+        ``start_script``, every file the loader read; see
+        :func:`nubladobuild.resolve.inputs_sha256`).
+    start_script : bytes or None
+        The start hook's script (``start.script``), when there is one.
     """
 
     model: Payload
@@ -84,6 +88,7 @@ class LoadedPayload:
     lines: dict[Loc, int] = field(default_factory=dict, compare=False)
     lab_lock: bytes | None = None
     source: bytes = field(default=b"", compare=False)
+    start_script: bytes | None = None
 
     def line_for(self, loc: Loc) -> int | None:
         """Return the payload.yaml line of a YAML location."""
@@ -455,9 +460,18 @@ def load_payload(directory: Path, *, locking: bool = False) -> LoadedPayload:
         model = Payload.model_validate(data)
     except ValidationError as exc:
         problems.extend(_pydantic_problems(exc, file, lines))
+        # The schema says "no kernel" only once the fields are valid (a model
+        # check); say it with the other problems, so every one shows at once.
+        if isinstance(data, dict) and "kernel" not in data \
+                and "kernels" not in data \
+                and not any(p.location in ("kernel", "kernels") for p in problems):
+            problems.append(Problem(file, "kernel", MISSING_KERNEL, None))
     step_problems, inputs = _step_problems(data, directory, file, lines, model,
                                            locking)
     problems.extend(step_problems)
+    # python3.N older than the kernel stack supports: refused without an engine
+    problems.extend(Problem(file, format_loc(loc), msg, _line_for(loc, lines))
+                    for loc, msg in static_problems(data.get("install")))
     problems.extend(profile_problems(data.get("compat"), file,
                                      lambda loc: _line_for(loc, lines)))
     lab_lock = None
@@ -468,10 +482,28 @@ def load_payload(directory: Path, *, locking: bool = False) -> LoadedPayload:
                                     _line_for(("lab", "extensions"), lines)))
 
         lab_lock = read_payload_file(directory, LAB_LOCK, report)
+    start_script = _start_script(data.get("start"), directory, file, lines,
+                                 problems)
     if problems:
         problems.sort(key=lambda p: (p.line or 0, p.location))
         raise PayloadInvalid(problems)
     assert model is not None
     return LoadedPayload(model=model, directory=directory, inputs=tuple(inputs),
                          lines=lines, lab_lock=lab_lock,
-                         source=raw.text.encode("utf-8"))
+                         source=raw.text.encode("utf-8"),
+                         start_script=start_script)
+
+
+def _start_script(start: object, directory: Path, file: str, lines: dict[Loc, int],
+                  problems: list[Problem]) -> bytes | None:
+    """Read ``start.script`` (even when other start settings are invalid)."""
+    script = start.get("script") if isinstance(start, dict) else None
+    if not isinstance(script, str) or not script or script.startswith("/") \
+            or ".." in script.split("/"):
+        return None  # the schema reports these
+
+    def report(msg: str) -> None:
+        problems.append(Problem(file, "start.script", msg,
+                                _line_for(("start", "script"), lines)))
+
+    return read_payload_file(directory, script, report)

@@ -37,6 +37,7 @@ def payload_json_schema() -> dict[str, Any]:
     """
     schema = Payload.model_json_schema(mode="validation")
     _close_pattern_maps(schema)
+    _not_null(schema["properties"], NOT_NULL)
     head = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
@@ -54,6 +55,20 @@ def schema_text() -> str:
         Indented JSON with a final newline.
     """
     return json.dumps(payload_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+#: Top-level keys that may be absent but not null (``kernel: ~`` is refused).
+NOT_NULL = ("kernel", "kernels")
+
+
+def _not_null(properties: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Drop the ``null`` branch pydantic gives an optional field's schema."""
+    for name in names:
+        prop = properties[name]
+        branches = [b for b in prop.pop("anyOf") if b != {"type": "null"}]
+        assert len(branches) == 1, (name, branches)
+        prop.update(branches[0])
+        prop.pop("default", None)
 
 
 def _close_pattern_maps(node: object) -> None:

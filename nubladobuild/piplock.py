@@ -137,7 +137,7 @@ def lock_pip_steps(loaded: Any, *, base_image: str, secrets: Any, check: bool,
         spec = step.spec
         path = loaded.directory / spec.lock
         data = lock_input(loaded.inputs[index].files[spec.requirements],
-                          loaded.inputs[index].extra)
+                          loaded.inputs[index].extra.reqs)
         digest = input_digest(data)
         current = path.read_text(encoding="utf-8") if path.is_file() else None
         if check:

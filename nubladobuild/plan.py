@@ -19,13 +19,14 @@ from nubladobuild.compat import LABEL as COMPAT_LABEL
 from nubladobuild.compat import RECORD_PATH, CompatPlan, compat_plan
 from nubladobuild.errors import InputError, PayloadInvalid, Problem
 from nubladobuild.fields import LAB_ROOT
-from nubladobuild.kernels import KernelFiles, kernel_files
+from nubladobuild.kernels import KernelFiles, payload_kernel_files
 from nubladobuild.kinds import KINDS, Environment, StepPlan
 from nubladobuild.lab import LabPlan, lab_plan
 from nubladobuild.loader import LoadedPayload
 from nubladobuild.pairing import PAIRING_LABEL
 from nubladobuild.refs import BadReference, parse_reference
 from nubladobuild.shell import shell_path, shell_setup
+from nubladobuild.start import StartPlan, start_plan
 
 #: The base image a payload builds on unless told otherwise.
 DEFAULT_BASE_IMAGE = "nublado-jupyterlab-base:latest"
@@ -42,6 +43,7 @@ class Plan:
     steps: tuple[StepPlan, ...]
     environment: Environment
     kernel: KernelFiles
+    kernels: tuple[KernelFiles, ...]
     shell_setup: str
     shell_path: str
     labels: tuple[tuple[str, str], ...]
@@ -49,6 +51,7 @@ class Plan:
     compat: CompatPlan = field(default_factory=CompatPlan)
     generated: tuple[str, ...] = ()
     lab: LabPlan | None = None
+    start: StartPlan | None = None
 
     @property
     def python(self) -> str:
@@ -76,17 +79,19 @@ def check_base_reference(base_image: str) -> str:
     return base_image
 
 
-def generated_paths(name: str, kernel: KernelFiles, setup_path: str,
+def generated_paths(name: str, kernels: Sequence[KernelFiles], setup_path: str,
                     compat: CompatPlan) -> tuple[str, ...]:
     """Return the paths the payload stage writes inside protected trees.
 
     The isolation guard allows exactly these (a trailing ``/`` allows a
-    whole directory) and nothing else.
+    whole directory) and nothing else: every kernel's spec directory and
+    wrapper directory among them.
     """
-    paths = {f"{kernel.spec_dir}/", setup_path,
-             f"{LAB_ROOT}/versions-installed/payload-{name}.txt"}
-    if kernel.wrapper_path:
-        paths.add(f"{posixpath.dirname(kernel.wrapper_path)}/")
+    paths = {setup_path, f"{LAB_ROOT}/versions-installed/payload-{name}.txt"}
+    for kernel in kernels:
+        paths.add(f"{kernel.spec_dir}/")
+        if kernel.wrapper_path:
+            paths.add(f"{posixpath.dirname(kernel.wrapper_path)}/")
     if compat.links:
         paths.add(RECORD_PATH)
         for link in compat.links:
@@ -169,17 +174,22 @@ def build_plan(loaded: LoadedPayload, base_image: str = DEFAULT_BASE_IMAGE) -> P
     env = payload.environment
     steps = tuple(KINDS[s.kind].plan(i, s.spec, loaded.inputs[i], payload)
                   for i, s in enumerate(payload.steps()))
-    kernel = kernel_files(payload.kernel, env)
+    kernels = payload_kernel_files(payload.all_kernels, [
+        payload.kernel_environment(k) for k in payload.all_kernels])
+    kernel = kernels[0]
     setup_path = shell_path(payload)
     generated = {f"{kernel.spec_dir}/kernel.json": "the generated kernel.json",
                  setup_path: "the generated shell setup"}
-    if kernel.wrapper_path:
-        generated[kernel.wrapper_path] = "the generated kernel wrapper"
+    for other in kernels:
+        generated[other.spec_path] = "the generated kernel.json"
+        if other.wrapper_path:
+            generated[other.wrapper_path] = "the generated kernel wrapper"
     compat = compat_plan(payload, kernel, generated, str(loaded.yaml_path),
                          loaded.line_for)
+    start = start_plan(payload, loaded.start_script, env)
     labels: tuple[tuple[str, str], ...] = (
         ("io.nublado.payload.name", payload.name),
-        ("io.nublado.payload.kernels", payload.kernel.name),
+        ("io.nublado.payload.kernels", ",".join(k.name for k in payload.all_kernels)),
         ("io.nublado.payload.python", env.python),
         (PAIRING_LABEL, payload.lab.pairing),
         ("io.nublado.build.version", __version__),
@@ -191,15 +201,19 @@ def build_plan(loaded: LoadedPayload, base_image: str = DEFAULT_BASE_IMAGE) -> P
     if lab is not None:
         labels += lab.label
     return Plan(
-        generated=generated_paths(payload.name, kernel, setup_path, compat),
+        generated=tuple(sorted(
+            generated_paths(payload.name, kernels, setup_path, compat)
+            + (start.paths if start is not None else ()))),
         loaded=loaded,
         base_image=base_image,
         steps=steps,
         environment=env,
         kernel=kernel,
+        kernels=kernels,
         shell_setup=shell_setup(payload, env),
         shell_path=setup_path,
         labels=labels,
         compat=compat,
         lab=lab,
+        start=start,
     )

@@ -49,12 +49,14 @@ def render_dockerfile(plan: Plan, resolved: Resolved) -> str:
         steps=plan.steps,
         step_templates={name: kind.template for name, kind in KINDS.items()},
         kernel=plan.kernel,
+        kernels=plan.kernels,
         shell_path=plan.shell_path,
         python=plan.python,
         labels=plan.labels + resolved.labels,
         build_labels=BUILD_LABELS,
         compat=plan.compat,
         lab=plan.lab,
+        start=plan.start,
     )
 
 
@@ -62,7 +64,6 @@ def context_files(plan: Plan, resolved: Resolved) -> dict[str, tuple[bytes, int]
     """Return every file of the build context: relative path -> (bytes, mode)."""
     files: dict[str, tuple[bytes, int]] = {
         "Dockerfile": (render_dockerfile(plan, resolved).encode(), 0o644),
-        "kernel/kernel.json": (plan.kernel.kernel_json.encode(), 0o644),
         "shell/setup.sh": (plan.shell_setup.encode(), 0o644),
         ".dockerignore": (b"", 0o644),
         MARKER: (f"nublado-build {plan.version} context for {plan.name}\n".encode(),
@@ -80,8 +81,13 @@ def context_files(plan: Plan, resolved: Resolved) -> dict[str, tuple[bytes, int]
             files[f"lab/{name}"] = (content, 0o644)
     if plan.compat.links:
         files[plan.compat.file] = (links_file(plan.compat.links), 0o644)
-    if plan.kernel.wrapper is not None:
-        files["kernel/launch"] = (plan.kernel.wrapper.encode(), 0o755)
+    if plan.start is not None:
+        files.update(plan.start.files)
+    for kernel in plan.kernels:
+        files[f"{kernel.context_dir}/kernel.json"] = (kernel.kernel_json.encode(),
+                                                      0o644)
+        if kernel.wrapper is not None:
+            files[f"{kernel.context_dir}/launch"] = (kernel.wrapper.encode(), 0o755)
     for step in plan.steps:
         for name, content in step.files.items():
             files[f"{step.dir}/{name}"] = (content, step.modes.get(name, 0o644))

@@ -19,6 +19,7 @@ from nubladobuild import engine
 from nubladobuild.condabuild import CondaFetch, fetch_conda_packages
 from nubladobuild.errors import InputError
 from nubladobuild.fields import control_characters
+from nubladobuild.interpreter import check_against_base
 from nubladobuild.lab import LOCK_FILE as LAB_LOCK
 from nubladobuild.loader import PAYLOAD_FILE, LoadedPayload
 from nubladobuild.plan import STAGES, Plan
@@ -70,15 +71,17 @@ def inputs_sha256(loaded: LoadedPayload, profile: str) -> str:
     """Return a sha256 over every file the loader read and the base profile.
 
     Pure and deterministic: each file (``payload.yaml``, each step's files,
-    ``lab-requirements.txt``) counts by its path relative to the payload
-    directory and its bytes, sorted by path; modification times do not
-    count. The base profile name comes last.
+    ``lab-requirements.txt``, the start hook's script) counts by its path
+    relative to the payload directory and its bytes, sorted by path;
+    modification times do not count. The base profile name comes last.
     """
     files: dict[str, bytes] = {PAYLOAD_FILE: loaded.source}
     for step in loaded.inputs:
         files.update(step.files)
     if loaded.lab_lock is not None:
         files[LAB_LOCK] = loaded.lab_lock
+    if loaded.start_script is not None and loaded.model.start is not None:
+        files[loaded.model.start.script] = loaded.start_script
     digest = hashlib.sha256()
     for path in sorted(files):
         name = path.encode("utf-8")
@@ -165,6 +168,8 @@ def resolve(plan: Plan, *, conda_channels: Sequence[str] = (),
     ------
     InputError
         When the base image does not exist, or a conda step cannot be solved.
+    PayloadInvalid
+        When a pip step asks for a ``python3.N`` the base cannot run.
     EnvironmentProblem
         When no Docker engine answers.
     """
@@ -187,6 +192,8 @@ def resolve(plan: Plan, *, conda_channels: Sequence[str] = (),
         raise InputError(f"--base {plan.base_image}: its entrypoint, command or "
                          "working directory has control characters or a relative "
                          "path; rebuild the base with `nublado-build base`")
+    # A pip step's python3.N the base cannot run: refused before any fetch or build
+    check_against_base(plan.loaded, plan.base_image, info)
     conda = tuple(fetch_conda_packages(plan.loaded, conda_channels)) if fetch else ()
     profile = info.labels.get(PROFILE_LABEL, "")
     if control_characters(profile) or control_characters(info.id):

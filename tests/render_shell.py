@@ -20,7 +20,11 @@ def main(out: Path) -> int:
     count = 0
     for payload in sorted((REPO / "payloads").glob("*/payload.yaml")):
         files = files_of(plan_of(payload.parent))
-        for name in SHELL_FILES:
+        # Every kernel's wrapper: the default's is kernel/launch, the
+        # others' kernels/<name>/launch.
+        wrappers = sorted(n for n in files if n.startswith("kernels/")
+                          and n.endswith("/launch"))
+        for name in (*SHELL_FILES, *wrappers):
             if name in files:
                 target = out / payload.parent.name / name
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,7 @@ PROTECTED = (
     "/etc/bash.bashrc",
     "/usr/local/bin/jupyterhub-singleuser",
     "/usr/bin/tini",
+    "/opt/nublado",  # the start hook's files (nubladobuild/start.py), run at start
 )
 Entry = tuple[str, ...]
 

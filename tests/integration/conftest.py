@@ -122,6 +122,10 @@ BASE_PASSED = 21
 #: 12 image checks (the pairing and provenance-label checks among them), 3
 #: lab checks in 2 modes, 3 browser checks (launcher, slider, ipympl figure).
 PAYLOAD_CASES = 21
+#: Each kernel after the first adds: its kernelspec check, its run in its
+#: own environment, its start by the lab in 2 modes (and its wrapper check,
+#: counted apart: one case per wrapper, or the one no-wrapper skip).
+PER_KERNEL_CASES = 4
 #: Skipped when no kernel has a wrapper script.
 NO_WRAPPER = "payload/test_payload.py::test_kernel_wrappers_exec_the_kernel[no-wrapper]"
 #: Skipped when the payload kernel has no ipywidgets (and no ipympl).
@@ -136,7 +140,8 @@ NOT_LEGACY = "compat/test_compat.py::test_legacy_paths_point_at_the_new_layout"
 
 def assert_contract(summary: dict[str, Any], *, kernel: str | None,
                     payload_tests: int = 0, skipped: tuple[str, ...] = (),
-                    compat: bool = False) -> None:
+                    compat: bool = False, more_kernels: tuple[str, ...] = (),
+                    wrappers: tuple[str, ...] | None = None) -> None:
     """Assert exactly which suites ran, how many checks passed, which skipped.
 
     Parameters
@@ -151,6 +156,11 @@ def assert_contract(summary: dict[str, Any], *, kernel: str | None,
         The ids of the contract checks expected to skip, in any order.
     compat
         Whether the image has compat links (the compat suite runs).
+    more_kernels
+        The payload's kernels after the default (``kernels:``).
+    wrappers
+        The kernels with a wrapper script; default: ``kernel`` unless
+        :data:`NO_WRAPPER` is skipped.
 
     """
     suites = ["base"]
@@ -158,7 +168,11 @@ def assert_contract(summary: dict[str, Any], *, kernel: str | None,
     if kernel is not None:
         suites.append("payload")
         payload_skips = sum(1 for s in skipped if s.startswith("payload/"))
-        by_suite["payload"] = (PAYLOAD_CASES - payload_skips, payload_skips)
+        if wrappers is None:
+            wrappers = () if NO_WRAPPER in skipped else (kernel,)
+        cases = PAYLOAD_CASES + PER_KERNEL_CASES * len(more_kernels) \
+            + max(len(wrappers) - 1, 0)
+        by_suite["payload"] = (cases - payload_skips, payload_skips)
         if compat:
             suites.append("compat")
             compat_skips = sum(1 for s in skipped if s.startswith("compat/"))
@@ -177,11 +191,14 @@ def assert_contract(summary: dict[str, Any], *, kernel: str | None,
     assert summary["skipped"] == len(skipped)
     assert len(summary["passed_tests"]) == summary["passed"]
     if kernel is not None:
-        assert f"payload/test_payload.py::test_kernelspec_valid_and_executable" \
-            f"[{kernel}]" in summary["passed_tests"]
-        if NO_WRAPPER not in skipped:
+        for name in (kernel, *more_kernels):
+            for check in ("test_kernelspec_valid_and_executable",
+                          "test_kernel_runs_in_its_environment"):
+                assert f"payload/test_payload.py::{check}[{name}]" in \
+                    summary["passed_tests"], (check, name)
+        for name in wrappers or ():
             assert f"payload/test_payload.py::test_kernel_wrappers_exec_the_kernel" \
-                f"[{kernel}]" in summary["passed_tests"]
+                f"[{name}]" in summary["passed_tests"]
 
 
 @pytest.fixture(scope="session")

@@ -66,13 +66,13 @@ CLASSES = ("injection", "parser-differential", "guard-bypass", "index-redirectio
 COUNTS: dict[str, tuple[int, int]] = {
     "injection": (64, 6),
     "parser-differential": (52, 12),
-    "guard-bypass": (121, 25),
+    "guard-bypass": (124, 25),
     "index-redirection": (47, 12),
     "secrets": (12, 2),
-    "resource-bomb": (17, 1),
+    "resource-bomb": (18, 1),
     "special-files": (19, 2),
     "cli-flags": (12, 2),
-    "schema": (48, 7),
+    "schema": (51, 8),
     "yaml": (16, 2),
 }
 
@@ -255,7 +255,7 @@ def test_corpus_counts_per_class() -> None:
         (expectation(n)["class"], expectation(n)["exit"]) for n in CASES)
     found = {cls: (counts[cls, 2], counts[cls, 0]) for cls in CLASSES}
     assert found == COUNTS
-    assert sum(r + a for r, a in found.values()) == 479
+    assert sum(r + a for r, a in found.values()) == 487
     assert sum(a for _, a in found.values()) >= 20
 
 

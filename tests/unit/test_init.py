@@ -15,7 +15,9 @@ import yaml
 from nubladobuild import init as init_mod
 from nubladobuild.errors import InputError
 from nubladobuild.init import (
+    Mapped,
     NotMapped,
+    check_written,
     derive_name,
     plan_init,
     repo2docker_files,
@@ -25,9 +27,30 @@ from nubladobuild.kinds import KINDS
 from nubladobuild.loader import load_payload
 
 REPO = Path(__file__).resolve().parents[2]
+UVLOCK = REPO / "tests" / "fixtures" / "uvlock"
 ENV_YML = "dependencies:\n  - python=3.11\n  - ipykernel\n  - numpy\n"
 POSTBUILD = "#!/bin/bash\necho built\n"
 IGNORED = "ignored: repo2docker reads only binder/ when it exists"
+R_HINT = ("install R with an apt step (r-base, r-cran-irkernel) and add an R kernel "
+          "under kernels: (see payloads/r-lab)")
+SETUP_PY = "from setuptools import setup\nsetup(name='demo', version='0.1')\n"
+PYPROJECT = ("[build-system]\nrequires = ['setuptools']\n"
+             "build-backend = 'setuptools.build_meta'\n"
+             "[project]\nname = 'demo'\nversion = '0.1'\ndependencies = ['six']\n")
+PIPFILE = '[packages]\nsix = "*"\n[dev-packages]\npytest = "*"\n'
+SIX_HASHES = [
+    "sha256:4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",
+    "sha256:ff70335d468e7eb6ec65b95b99d3a2836546063f63acc5171de367e834932a81"]
+PIPFILE_LOCK = json.dumps({
+    "_meta": {"hash": {"sha256": "0" * 64}, "pipfile-spec": 6,
+              "requires": {"python_version": "3.13"},
+              "sources": [{"name": "pypi", "url": "https://pypi.org/simple",
+                           "verify_ssl": True}]},
+    "default": {"six": {"hashes": SIX_HASHES, "index": "pypi",
+                        "version": "==1.17.0"}},
+    "develop": {"six": {"hashes": SIX_HASHES, "index": "pypi",
+                        "version": "==1.17.0"}}}, indent=4)
+START = '#!/bin/bash\nexport DEMO=1\nexec "$@"\n'
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -150,14 +173,14 @@ def test_requirements_apt_runtime_without_apt_kind(tmp_path: Path,
     root = repo(tmp_path / "r", {"requirements.txt": "numpy\n",
                                  "apt.txt": "curl\n", "runtime.txt": "python-3.11\n"})
     result = plan_init(root)
-    assert result.payload["install"] == [{"pip": {"requirements": "requirements.txt"}}]
+    assert result.payload["install"] == [
+        {"pip": {"requirements": "requirements.txt", "python": "python3.11"}}]
+    assert result.mapped[-1] == Mapped(
+        "runtime.txt", "pip.python", "python3.11 makes the venv; validate and build "
+        "check that the base image has it")
     assert result.not_mapped == (
         NotMapped("apt.txt", "Debian packages (the apt kind) are not supported "
-                  "by this nublado-build"),
-        NotMapped("runtime.txt", "asks for Python 3.11: pip steps make the venv "
-                  "with the base image's python3, so it is honoured only if that "
-                  "is 3.11; for another Python use a conda environment"),
-    )
+                  "by this nublado-build"),)
     write_payload(result)
     assert load_payload(root).model.name == "r"
 
@@ -174,7 +197,8 @@ def test_requirements_apt_runtime_with_apt_kind(tmp_path: Path,
     assert [(m.file, m.kind) for m in result.mapped] == [
         ("binder/apt.txt", "apt"), ("binder/requirements.txt", "pip")]
     assert result.not_mapped == (NotMapped(
-        "binder/runtime.txt", "asks for R (r-4.3-2024-01-01): R is not supported"),)
+        "binder/runtime.txt", "asks for R (r-4.3-2024-01-01), which init does not "
+        "map: " + R_HINT),)
     assert "- apt:\n    file: binder/apt.txt\n- pip:" in result.text
 
 
@@ -194,38 +218,239 @@ def test_conda_runtime_and_ignored_requirements(tmp_path: Path, no_apt: None) ->
     )
 
 
-def test_unsupported_files_listed(tmp_path: Path, no_apt: None) -> None:
-    root = repo(tmp_path / "r", {"requirements.txt": "x\n", "setup.py": "",
-                                 "pyproject.toml": "", "start": "", "Dockerfile": ""})
+def test_unsupported_files_listed(tmp_path: Path) -> None:
+    root = repo(tmp_path / "r", {"requirements.txt": "x\n", "Dockerfile": "",
+                                 "install.R": "", "DESCRIPTION": "", "REQUIRE": "",
+                                 "Project.toml": "", "default.nix": ""})
     result = plan_init(root)
-    assert [n.file for n in result.not_mapped] == [
-        "setup.py", "pyproject.toml", "start", "Dockerfile"]
-    assert all(n.reason for n in result.not_mapped)
-    assert "not supported yet (planned)" in result.not_mapped[0].reason
-    assert "# Not mapped:\n#   - setup.py: installing the repository itself" \
-        in result.text
+    assert result.not_mapped == (
+        NotMapped("Dockerfile", "a whole Dockerfile is not supported (repo2docker "
+                  "would build it instead of the other files); port its RUN, COPY "
+                  "and ENV lines to a dockerfile fragment step"),
+        NotMapped("install.R", "R packages from install.R are not installed by "
+                  f"init: {R_HINT}, then install the packages with Debian's "
+                  "r-cran-* packages or a script step running install.R"),
+        NotMapped("Project.toml", "Julia environments are not supported"),
+        NotMapped("REQUIRE", "Julia environments are not supported"),
+        NotMapped("default.nix", "Nix environments are not supported"),
+        NotMapped("DESCRIPTION", "an R package (DESCRIPTION) is not installed by "
+                  f"init: {R_HINT}"))
+    assert "# Not mapped:\n#   - Dockerfile: a whole Dockerfile" in result.text
 
 
-def test_pipfile_only_is_nothing_to_map(tmp_path: Path) -> None:
-    root = repo(tmp_path / "r", {"Pipfile": "", "Pipfile.lock": "{}",
-                                 "requirements.txt": "x\n", "postBuild": POSTBUILD})
+def test_nothing_to_map_lists_what_was_found(tmp_path: Path) -> None:
+    root = repo(tmp_path / "r", {"Dockerfile": "", "postBuild": POSTBUILD})
     with pytest.raises(InputError) as info:
         plan_init(root)
     message = info.value.message
-    assert "nothing gives the kernel an environment" in message
-    assert "\n  not mapped: Pipfile: pipenv files are not supported yet" in message
-    assert "\n  not mapped: requirements.txt: ignored: repo2docker uses Pipfile " \
-           "when it exists" in message
+    assert "nothing gives the kernel an environment: init needs an environment.yml, " \
+        "a Pipfile.lock or Pipfile, a requirements.txt, or a Python project " \
+        "(setup.py, or pyproject.toml with [project] and [build-system]) in the " \
+        "repository root" in message
+    assert "\n  not mapped: Dockerfile: a whole Dockerfile" in message
     assert message.endswith("\n  found: postBuild (script)")
+
+
+def test_pipfile_lock_preferred_over_pipfile(tmp_path: Path) -> None:
+    root = repo(tmp_path / "r", {"Pipfile": PIPFILE, "Pipfile.lock": PIPFILE_LOCK,
+                                 "requirements.txt": "x\n", "setup.py": "",
+                                 "runtime.txt": "python-3.12", "postBuild": POSTBUILD})
+    result = plan_init(root)
+    assert result.payload["install"] == [
+        {"pip": {"pipfile_lock": "Pipfile.lock", "groups": ["develop"]}},
+        {"script": {"path": "postBuild", "prefix": "/opt/r"}}]
+    assert result.mapped[0] == Mapped(
+        "Pipfile.lock", "pip", "a venv made with the base image's python3; [default] "
+        "and [develop] installed hash-checked, as locked, as repo2docker's pipenv "
+        "install --dev does")
+    assert result.not_mapped == (
+        NotMapped("Pipfile", "ignored: Pipfile.lock is installed instead, as "
+                  "repo2docker does (pipenv --ignore-pipfile)"),
+        NotMapped("requirements.txt", "ignored: repo2docker uses Pipfile.lock when "
+                  "it exists"),
+        NotMapped("setup.py", "ignored: repo2docker's Pipfile.lock build does not "
+                  "install the repository itself"),
+        NotMapped("runtime.txt", "asks for Python 3.12: repo2docker takes a "
+                  "Pipfile's Python from its [requires]; the pip step uses the base "
+                  "image's python3"))
+
+
+def test_pipfile_alone_with_and_without_dev_packages(tmp_path: Path) -> None:
+    root = repo(tmp_path / "r", {"binder/Pipfile": PIPFILE})
+    result = plan_init(root)
+    assert result.payload["install"] == [
+        {"pip": {"pipfile": "binder/Pipfile", "groups": ["dev-packages"]}}]
+    assert result.mapped[0].note == (
+        "a venv made with the base image's python3; [packages] and [dev-packages] "
+        "installed unlocked, resolved at build time (commit a Pipfile.lock to pin "
+        "it), as repo2docker's pipenv install --dev does")
+    (root / "binder/Pipfile").write_text('[packages]\nsix = "*"\n[dev-packages]\n')
+    assert plan_init(root).payload["install"] == [
+        {"pip": {"pipfile": "binder/Pipfile"}}]
+
+
+def test_environment_yml_wins_over_pipfile_requirements_and_project(
+        tmp_path: Path) -> None:
+    root = repo(tmp_path / "r", {"environment.yaml": ENV_YML, "Pipfile": PIPFILE,
+                                 "requirements.txt": "x\n", "setup.py": "",
+                                 "uv.lock": "", "pyproject.toml": PYPROJECT})
+    result = plan_init(root)
+    assert result.payload["install"] == [
+        {"conda": {"environment": "environment.yaml"}}]
+    ignored = "ignored: with environment.yaml repo2docker does not install the " \
+        "repository itself"
+    assert result.not_mapped == (
+        NotMapped("Pipfile", "ignored: repo2docker uses environment.yaml when it "
+                  "exists"),
+        NotMapped("requirements.txt", "ignored: repo2docker uses environment.yaml "
+                  "when it exists"),
+        NotMapped("setup.py", ignored), NotMapped("pyproject.toml", ignored),
+        NotMapped("uv.lock", ignored))
+
+
+def test_requirements_then_project(tmp_path: Path) -> None:
+    root = repo(tmp_path / "r", {"requirements.txt": "six\n", "setup.py": SETUP_PY,
+                                 "pyproject.toml": PYPROJECT})
+    result = plan_init(root)
+    assert result.payload["install"] == [
+        {"pip": {"requirements": "requirements.txt"}}, {"pip": {"project": "."}}]
+    assert result.mapped[1] == Mapped(
+        "setup.py", "pip", "the repository installed as a Python project (pip "
+        "install .), as repo2docker does; copied to /opt/payload/project in the "
+        "image")
+    assert result.not_mapped == ()
+
+
+@pytest.mark.parametrize("line", [".", "-e .", "-e .[plot]", "--editable=.", "./",
+                                  ". # the repo"])
+def test_requirements_installing_the_project_need_no_project_step(
+        tmp_path: Path, line: str) -> None:
+    root = repo(tmp_path / "r", {"requirements.txt": f"six\n{line}\n",
+                                 "setup.py": SETUP_PY})
+    result = plan_init(root)
+    assert result.payload["install"] == [{"pip": {"requirements": "requirements.txt"}}]
+    assert result.not_mapped == (NotMapped(
+        "setup.py", "requirements.txt installs the repository itself already (a . "
+        "line)"),)
+
+
+@pytest.mark.parametrize(("files", "mapped_file"), [
+    ({"setup.py": SETUP_PY}, "setup.py"),
+    ({"pyproject.toml": PYPROJECT}, "pyproject.toml"),
+])
+def test_project_alone(tmp_path: Path, files: dict[str, str],
+                       mapped_file: str) -> None:
+    root = repo(tmp_path / "r", {**files, "runtime.txt": "python-3.13.1\n"})
+    result = plan_init(root)
+    assert result.payload["install"] == [
+        {"pip": {"project": ".", "python": "python3.13"}}]
+    assert [(m.file, m.kind) for m in result.mapped] == [
+        (mapped_file, "pip"), ("runtime.txt", "pip.python")]
+
+
+def test_project_in_binder_layout_is_not_installed(tmp_path: Path) -> None:
+    root = repo(tmp_path / "r", {"binder/requirements.txt": "six\n",
+                                 "setup.py": SETUP_PY})
+    assert plan_init(root).payload["install"] == [
+        {"pip": {"requirements": "binder/requirements.txt"}}]
+
+
+def test_pyproject_without_build_system(tmp_path: Path) -> None:
+    root = repo(tmp_path / "r", {"requirements.txt": "six\n",
+                                 "pyproject.toml": "[project]\nname = 'x'\n"})
+    result = plan_init(root)
+    assert result.payload["install"] == [{"pip": {"requirements": "requirements.txt"}}]
+    assert result.not_mapped == (NotMapped(
+        "pyproject.toml", "not a Python project repo2docker installs (it needs "
+        "[project] and [build-system]); for its dependencies only, add a pip step "
+        "`pyproject: pyproject.toml`"),)
+    (root / "requirements.txt").unlink()
+    with pytest.raises(InputError, match="nothing gives the kernel an environment"):
+        plan_init(root)
+
+
+def test_uv_lock_with_pyproject(tmp_path: Path) -> None:
+    root = repo(tmp_path / "r", {"uv.lock": "version = 1\n",
+                                 "pyproject.toml": PYPROJECT,
+                                 "requirements.txt": "six\n"})
+    result = plan_init(root)
+    assert result.payload["install"] == [{"pip": {"uv_lock": "uv.lock"}},
+                                         {"pip": {"project": "."}}]
+    assert result.mapped[0] == Mapped(
+        "uv.lock", "pip", "repo2docker does not read uv.lock; nublado-build installs "
+        "the locked dependencies (uv export --frozen, hash-checked) into a venv made "
+        "with the base image's python3")
+    assert result.not_mapped == (NotMapped(
+        "requirements.txt", "ignored: uv.lock pins the project's environment; add a "
+        "pip step for it if it holds more"),)
+    # a pyproject.toml that is no package: the lock only
+    (root / "pyproject.toml").write_text("[project]\nname = 'x'\nversion = '1'\n")
+    assert plan_init(root).payload["install"] == [{"pip": {"uv_lock": "uv.lock"}}]
+
+
+def test_uv_lock_without_pyproject(tmp_path: Path) -> None:
+    root = repo(tmp_path / "r", {"uv.lock": "", "requirements.txt": "six\n"})
+    result = plan_init(root)
+    assert result.payload["install"] == [{"pip": {"requirements": "requirements.txt"}}]
+    assert result.not_mapped == (NotMapped("uv.lock", "uv.lock without "
+                                           "pyproject.toml: uv needs both"),)
+
+
+def test_start_maps_to_the_start_hook(tmp_path: Path) -> None:
+    root = repo(tmp_path / "r", {"binder/requirements.txt": "six\n",
+                                 "binder/start": START})
+    note = "runs at lab start, before the server, as the lab user, at most 60 s; " \
+        'it must end with exec "$@"'
+    result = plan_init(root)
+    assert result.payload["start"] == {"script": "binder/start"}
+    assert list(result.payload) == ["name", "description", "install", "start",
+                                    "kernel"]
+    assert result.mapped[-1] == Mapped(
+        "binder/start", "start", f"{note}; it is not executable in the repository: "
+        "run `chmod +x binder/start` (repo2docker and nublado-build both install it "
+        "executable, so it runs either way)")
+    (root / "binder/start").chmod(0o755)
+    result = plan_init(root)
+    assert result.mapped[-1] == Mapped("binder/start", "start", note)
+    assert "\nstart:\n  script: binder/start\nkernel:\n" in result.text
+
+
+@pytest.mark.parametrize(("runtime", "reason"), [
+    ("python-3", "'python-3' asks for Python 3 without a minor version: pip steps "
+                 "use the base image's python3 already"),
+    ("julia-1.9", "'julia-1.9' is not a runtime init knows (python-3.X)"),
+    ("r-2024-01-01", "asks for R (r-2024-01-01), which init does not map: "
+                     "install R with an apt step (r-base, r-cran-irkernel) and add an "
+                     "R kernel under kernels: (see payloads/r-lab)"),
+])
+def test_runtime_not_mapped(tmp_path: Path, runtime: str, reason: str) -> None:
+    root = repo(tmp_path / "r", {"requirements.txt": "six\n",
+                                 "runtime.txt": runtime})
+    result = plan_init(root)
+    assert result.payload["install"] == [{"pip": {"requirements": "requirements.txt"}}]
+    assert result.not_mapped == (NotMapped("runtime.txt", reason),)
+
+
+def test_runtime_python_goes_on_every_pip_step(tmp_path: Path) -> None:
+    root = repo(tmp_path / "r", {"requirements.txt": "six\n", "setup.py": SETUP_PY,
+                                 "runtime.txt": "python-3.5\n"})
+    assert plan_init(root).payload["install"] == [
+        {"pip": {"requirements": "requirements.txt", "python": "python3.5"}},
+        {"pip": {"project": ".", "python": "python3.5"}}]
+    proc = cli("init", str(root))
+    assert proc.returncode == 0, proc.stderr
+    # validate refuses what cannot exist: written as asked, reported at once
+    assert "install[0].pip.python: python3.5 is older than Python 3.10" in proc.stdout
 
 
 def test_empty_repo_says_what_was_looked_for(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         plan_init(tmp_path)
-    assert "(looked for binder/ or .binder/, then environment.yml, Pipfile, " \
-        "Pipfile.lock, requirements.txt, apt.txt, postBuild, start, runtime.txt, " \
-        "Dockerfile, install.R, Project.toml, default.nix, setup.py, " \
-        "pyproject.toml)" in info.value.message
+    assert "(looked for binder/ or .binder/, then environment.yml, " \
+        "environment.yaml, Pipfile, Pipfile.lock, requirements.txt, apt.txt, " \
+        "postBuild, start, runtime.txt, Dockerfile, install.R, Project.toml, " \
+        "REQUIRE, default.nix, setup.py, pyproject.toml, uv.lock, DESCRIPTION)" \
+        in info.value.message
 
 
 @pytest.mark.parametrize(("raw", "name"), [
@@ -271,6 +496,22 @@ def test_loader_suggests_init(tmp_path: Path) -> None:
     assert plain.stderr.rstrip().endswith("(see the README for an example).")
 
 
+@pytest.mark.parametrize("command", [("build",), ("render", "-o", "OUT")])
+def test_build_and_render_suggest_init(tmp_path: Path, command: tuple[str, ...]
+                                       ) -> None:
+    root = repo(tmp_path / "r", {"Pipfile.lock": PIPFILE_LOCK, "setup.py": SETUP_PY,
+                                 "start": START})
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in command[1:]]
+    proc = cli(command[0], str(root), *args)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"nublado-build: {root}/payload.yaml: no payload.yaml in {root}. Create one "
+        "(see the README for an example). It holds repo2docker files (Pipfile.lock, "
+        f"start, setup.py): `nublado-build init {root}` writes a payload.yaml from "
+        "them.\n")
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_writes_refuses_and_forces(tmp_path: Path) -> None:
     root = repo(tmp_path / "r", {"requirements.txt": "x\n", "pyproject.toml": ""})
     proc = cli("init", str(root))
@@ -279,8 +520,9 @@ def test_cli_writes_refuses_and_forces(tmp_path: Path) -> None:
         f"wrote {root}/payload.yaml\n"
         "mapped: requirements.txt -> pip (a venv made with the base image's "
         "python3; ipykernel is added when missing)\n"
-        "not mapped: pyproject.toml: installing the repository itself (pip "
-        "install .) is not supported yet (planned); run it from a script step\n")
+        "not mapped: pyproject.toml: not a Python project repo2docker installs (it "
+        "needs [project] and [build-system]); for its dependencies only, add a pip "
+        "step `pyproject: pyproject.toml`\n")
     assert payload_of(root)["install"] == [
         {"pip": {"requirements": "requirements.txt"}}]
     again = cli("init", str(root))
@@ -316,12 +558,19 @@ def test_cli_json(tmp_path: Path) -> None:
     data = json.loads(proc.stdout)
     assert data["ok"] is True and data["written"] is True
     assert data["config_dir"] == ""
-    assert data["mapped"] == [{"file": "environment.yml", "kind": "conda",
-                               "note": "the environment's own Python runs the "
-                                       "kernel; list python and ipykernel in it"}]
-    assert [n["file"] for n in data["not_mapped"]] == ["start"]
+    assert data["mapped"] == [
+        {"file": "environment.yml", "kind": "conda",
+         "note": "the environment's own Python runs the kernel; list python and "
+                 "ipykernel in it"},
+        {"file": "start", "kind": "start",
+         "note": "runs at lab start, before the server, as the lab user, at most "
+                 '60 s; it must end with exec "$@"; it is not executable in the '
+                 "repository: run `chmod +x start` (repo2docker and nublado-build "
+                 "both install it executable, so it runs either way)"}]
+    assert data["not_mapped"] == []
     assert data["payload"]["install"] == [
         {"conda": {"environment": "environment.yml"}}]
+    assert data["payload"]["start"] == {"script": "start"}
     # repo2docker adds python and ipykernel itself; nublado-build needs them listed
     assert [p.split(": ", 2)[-1] for p in data["problems"]] == [
         "'environment.yml' does not list python, which the kernel runs; add it to "
@@ -348,10 +597,31 @@ def test_cli_errors_exit_2(tmp_path: Path) -> None:
         assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.skipif("apt" not in KINDS, reason="the apt kind has not landed yet")
 def test_apt_payload_loads_with_the_real_apt_kind(tmp_path: Path) -> None:
     root = repo(tmp_path / "r", {"binder/requirements.txt": "numpy\n",
                                  "binder/apt.txt": "curl\n# a comment\n"})
     write_payload(plan_init(root))
     loaded = load_payload(root)
     assert [s.kind for s in loaded.model.steps()] == ["apt", "pip"]
+
+
+@pytest.mark.parametrize(("files", "kinds"), [
+    ({"requirements.txt": "six\n", "setup.py": SETUP_PY, "apt.txt": "curl\n",
+      "postBuild": POSTBUILD, "start": START, "runtime.txt": "python-3.13"},
+     ["apt", "pip", "pip", "script"]),
+    ({"Pipfile.lock": PIPFILE_LOCK, "Pipfile": PIPFILE}, ["pip"]),
+    ({"binder/Pipfile": PIPFILE, "binder/start": START}, ["pip"]),
+    ({"pyproject.toml": PYPROJECT}, ["pip"]),
+    ({"uv.lock": (UVLOCK / "uv.lock").read_text(),
+      "pyproject.toml": (UVLOCK / "pyproject.toml").read_text()}, ["pip"]),
+])
+def test_written_payloads_load(tmp_path: Path, files: dict[str, str],
+                               kinds: list[str]) -> None:
+    """What init writes for each source the loader accepts as it is."""
+    root = repo(tmp_path / "r", files)
+    write_payload(plan_init(root))
+    assert check_written(root) == []
+    loaded = load_payload(root)
+    assert [s.kind for s in loaded.model.steps()] == kinds
+    start = [f for f in files if f.endswith("start")]
+    assert loaded.start_script == (files[start[0]].encode() if start else None)

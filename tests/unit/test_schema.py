@@ -41,7 +41,7 @@ def test_good_payload_loads_with_defaults(tmp_path: Path) -> None:
     assert model.steps()[0].kind == "pip"
     assert model.steps()[0].spec.prefix == "/opt/payload/venv"
     assert model.kernel_python == "/opt/payload/venv/bin/python"
-    assert not model.kernel.needs_wrapper
+    assert not model.default_kernel.needs_wrapper
 
 
 def test_all_errors_reported_at_once_with_lines(tmp_path: Path) -> None:
@@ -101,10 +101,15 @@ def test_single_problem_messages(tmp_path: Path, text: str, needle: str) -> None
     assert needle in found
 
 
-def test_hashed_requirements_without_ipykernel_refused(tmp_path: Path) -> None:
+def test_hashed_requirements_without_ipykernel_get_kernel_support(
+        tmp_path: Path) -> None:
+    # Installed as locked, then ipykernel from the tool's own lock
+    # (tests/unit/test_pip_inputs.py checks the rendered step).
     locked = "six==1.16.0 \\\n    --hash=sha256:" + "0" * 64 + "\n"
-    found = "\n".join(problems(tmp_path, GOOD, {"requirements.txt": locked}))
-    assert "hash-locked but lacks ipykernel" in found
+    (tmp_path / "requirements.txt").write_text(locked)
+    (tmp_path / "payload.yaml").write_text(GOOD)
+    loaded = load_payload(tmp_path)
+    assert loaded.inputs[0].extra.kernel_support is True
 
 
 def test_nested_requirement_includes_refused(tmp_path: Path) -> None:

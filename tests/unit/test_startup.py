@@ -445,13 +445,21 @@ def test_not_utf8(tmp_path: Path) -> None:
 
 
 def _main_in_subprocess(tmp_path: Path, startup_dir: Path, env: dict[str, str],
-                        args: list[str]) -> subprocess.CompletedProcess[str]:
-    """Run main() with os.execve replaced by a print of what it would exec."""
+                        args: list[str], hook: Path | None = None
+                        ) -> subprocess.CompletedProcess[str]:
+    """Run main() with os.execve replaced by a print of what it would exec.
+
+    The start hook's settings are read from ``hook`` (default: none there),
+    its recorder is this interpreter.
+    """
     code = (
         "import json, os, sys\n"
         f"sys.path.insert(0, {str(LIB)!r})\n"
         "from pathlib import Path\n"
         "from nublado_lab import startup\n"
+        "startup.starthook.CONFIG_PATH = "
+        f"Path({str(hook or tmp_path / 'no-start.json')!r})\n"
+        f"startup.VENV = Path({str(Path(sys.executable).parent.parent)!r})\n"
         f"startup.STARTUP_DIRS = (Path({str(startup_dir)!r}),)\n"
         "startup.read_protocol.__defaults__ = (startup.STARTUP_DIRS,)\n"
         "def fake(path, argv, env):\n"
@@ -500,6 +508,68 @@ def test_main_missing_notebook_dir_starts_in_home(tmp_path: Path) -> None:
         "directory); starting in" in proc.stderr
 
 
+def test_decide_drops_start_hook_variables_from_outside() -> None:
+    env = run({"NUBLADO_START_HOOK_DIR": "/tmp/x",
+               "NUBLADO_START_HOOK_FAILED": "fake"}).env
+    assert "NUBLADO_START_HOOK_DIR" not in env
+    assert "NUBLADO_START_HOOK_FAILED" not in env
+
+
+def _hook(tmp_path: Path, script: str, timeout: int = 10) -> Path:
+    (tmp_path / "start").write_text(script)
+    (tmp_path / "start").chmod(0o755)
+    (tmp_path / "start.json").write_text(json.dumps(
+        {"argv": [str(tmp_path / "start")], "timeout": timeout, "payload": "p",
+         "script": "start.sh", "path_first": [], "env": {}}))
+    return tmp_path / "start.json"
+
+
+def test_main_runs_the_start_hook_before_the_server(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    hook = _hook(tmp_path, "#!/bin/sh\necho \"hook in $(pwd) as $(id -u)\"\n"
+                 "export GREETING='hi there'\nexport LD_BIND_NOW=1\nexec \"$@\"\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "LD_LIBRARY_PATH": "/kept",
+           "TMPDIR": str(tmp_path)}
+    proc = _main_in_subprocess(tmp_path, tmp_path / "none", env, [], hook)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    server = out["env"]
+    # The exports reach kernels and terminals through the file only.
+    assert "GREETING" not in server and "LD_BIND_NOW" not in server
+    assert "NUBLADO_START_HOOK_FAILED" not in server
+    directory = Path(server["NUBLADO_START_HOOK_DIR"])
+    assert directory.parent == tmp_path
+    assert json.loads((directory / "env.json").read_text()) == {"GREETING": "hi there"}
+    assert (directory / "env.sh").read_text().splitlines()[-1] == \
+        "export GREETING='hi there'"
+    # The hook saw the kept variables (as kernels do); the server does not.
+    assert json.loads(server["NUBLADO_PAYLOAD_ENV"]) == {"LD_LIBRARY_PATH": "/kept"}
+    lines = proc.stderr.splitlines()
+    assert lines[0] == (f"runlab: start hook: running {tmp_path}/start (start.sh of "
+                        "payload p), time limit 10 s")
+    assert lines[1] == f"hook in {home} as {os.getuid()}"
+    assert lines[2] == ("runlab: start hook: not passed on: LD_BIND_NOW (changes how "
+                        "programs load their libraries)")
+    assert lines[3].startswith("runlab: start hook: done in ")
+    assert lines[4] == f"runlab: starting jupyter lab in {home}"
+
+
+def test_main_failing_hook_still_starts_the_server(tmp_path: Path) -> None:
+    hook = _hook(tmp_path, "#!/bin/sh\necho broken\nexit 5\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = _main_in_subprocess(tmp_path, tmp_path / "none", env, [], hook)
+    assert proc.returncode == 0, proc.stderr
+    server = json.loads(proc.stdout)["env"]
+    assert server["NUBLADO_START_HOOK_FAILED"] == "exit status 5"
+    assert "NUBLADO_START_HOOK_DIR" not in server
+    assert proc.stderr.splitlines()[-2:] == [
+        f"runlab: start hook: FAILED: {tmp_path}/start (start.sh of payload p): exit "
+        "status 5; the lab starts without its exports; NUBLADO_START_HOOK_FAILED is "
+        "set. Last output: broken",
+        f"runlab: starting jupyter lab in {tmp_path}"]
+
+
 # --- the kernelspec manager ------------------------------------------------------
 
 
@@ -534,6 +604,7 @@ def kernels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", "/home/u")
     monkeypatch.delenv("NUBLADO_DEFAULT_KERNEL", raising=False)
     monkeypatch.delenv("NUBLADO_PAYLOAD_ENV", raising=False)
+    monkeypatch.delenv("NUBLADO_START_HOOK_DIR", raising=False)
     return tmp_path
 
 
@@ -677,6 +748,45 @@ def test_kernelspecs_environment_substitution(kernels: Path,
     got = {k: Template(v).safe_substitute(values) for k, v in spec.env.items()}
     assert got["PYTHONPATH"] == "/opt/$x"
     assert got["PATH"] == "/home/u/.local/bin:/usr/bin"
+
+
+def _hook_exports(tmp: Path, monkeypatch: pytest.MonkeyPatch,
+                  exports: dict[str, str]) -> None:
+    directory = tmp / "hookdir"
+    directory.mkdir()
+    (directory / "env.json").write_text(json.dumps(exports))
+    monkeypatch.setenv("NUBLADO_START_HOOK_DIR", str(directory))
+
+
+def test_kernelspecs_add_the_start_hook_exports(
+        kernels: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _hook_exports(kernels, monkeypatch, {"GREETING": "hi $USER", "K": "hook",
+                                         "LD_PRELOAD": "/x.so",
+                                         "PATH": "/hook/bin:/usr/bin"})
+    spec = manager(kernels).get_kernel_spec("lsst")
+    # The spec's own K wins; LD_PRELOAD never passes; the hook's PATH stands
+    # where the server's would.
+    assert spec.env == {"K": "v", "GREETING": "hi $$USER",
+                        "PATH": "/home/u/.local/bin:/hook/bin:/usr/bin"}
+    other = manager(kernels).get_kernel_spec("other")
+    assert other.env["PATH"] == f"/home/u/.local/bin:{kernels}/payload/bin:" \
+        "/hook/bin:/usr/bin"
+    # The server's own environment is untouched.
+    assert "GREETING" not in os.environ
+
+
+def test_kernelspecs_hook_path_in_a_spec_path(kernels: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    d = kernels / "data" / "kernels" / "wrapped"
+    d.mkdir()
+    (d / "kernel.json").write_text(json.dumps(
+        {"argv": ["/usr/local/share/jupyterlab/kernels/wrapped/launch",
+                  "{connection_file}"], "display_name": "Wrapped",
+         "language": "python",
+         "env": {"PATH": "/opt/payload/venv/bin:${HOME}/.local/bin:${PATH}"}}))
+    _hook_exports(kernels, monkeypatch, {"PATH": "/hook/bin:/usr/bin"})
+    assert manager(kernels).get_kernel_spec("wrapped").env["PATH"] == \
+        "/opt/payload/venv/bin:${HOME}/.local/bin:/hook/bin:/usr/bin"
 
 
 @pytest.mark.parametrize(("kept", "command"), [

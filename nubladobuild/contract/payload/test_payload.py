@@ -3,7 +3,9 @@
 Runs after the base contract on images with ``io.nublado.payload.*`` labels.
 Kernel checks are parametrized over the image's actual kernels and wrapper
 scripts (see ``pytest_generate_tests`` in plugin.py): an image without
-wrappers reports the wrapper check as skipped, by name.
+wrappers reports the wrapper check as skipped, by name. Each kernel is
+listed by the lab's ``jupyter kernelspec list`` and executes code in its own
+environment (see :mod:`nubladobuild.contract.payload.kernelchecks`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from nubladobuild.contract.payload.kernelchecks import PYTHON_PROBE, kernel_checks
 from nubladobuild.contract.plugin import (
     ARBITRARY_UID,
     LAB_ROOT,
@@ -75,18 +78,33 @@ def test_lab_frontends_pair_with_payload(image_info: ImageInfo) -> None:
     pytest.fail(message, pytrace=False)
 
 
-def test_kernelspec_valid_and_executable(host: Any, kernel_name: str) -> None:
-    """Each labelled kernel has a valid kernel.json with an executable argv[0]."""
-    assert kernel_name, "the image names no kernel (io.nublado.payload.kernels)"
+def _spec(host: Any, kernel_name: str) -> dict[str, Any]:
     spec_file = host.file(f"/usr/local/share/jupyter/kernels/{kernel_name}/"
                           "kernel.json")
     assert spec_file.is_file, f"{spec_file.path} missing"
-    spec = json.loads(spec_file.content_string)
+    spec: dict[str, Any] = json.loads(spec_file.content_string)
+    return spec
+
+
+def test_kernelspec_valid_and_executable(host: Any, kernel_name: str) -> None:
+    """Each labelled kernel has a valid kernel.json with an executable argv[0].
+
+    And the lab's own ``jupyter kernelspec list`` lists it, from where
+    nublado-build put it.
+    """
+    assert kernel_name, "the image names no kernel (io.nublado.payload.kernels)"
+    spec = _spec(host, kernel_name)
     argv0 = spec["argv"][0]
-    assert "{connection_file}" in spec["argv"], spec["argv"]
+    assert any("{connection_file}" in arg for arg in spec["argv"]), spec["argv"]
     assert spec["display_name"].strip()
     assert host.file(argv0).exists, f"{argv0} does not exist"
     assert host.run(f"test -x {argv0}").rc == 0, f"{argv0} not executable"
+    listed = host.run(f"{LAB_ROOT}/venv/bin/jupyter kernelspec list --json")
+    assert listed.rc == 0, listed.stderr
+    specs = json.loads(listed.stdout)["kernelspecs"]
+    assert kernel_name in specs, sorted(specs)
+    assert specs[kernel_name]["resource_dir"] == \
+        f"/usr/local/share/jupyter/kernels/{kernel_name}"
 
 
 def test_kernel_wrappers_exec_the_kernel(host: Any,
@@ -99,13 +117,24 @@ def test_kernel_wrappers_exec_the_kernel(host: Any,
     assert lines[-1].startswith("exec "), f"{name}: {path} does not end with exec"
 
 
-def test_default_kernel_runs_payload_python(container: Container,
-                                            image_info: ImageInfo) -> None:
-    """The default kernel runs the payload's Python."""
-    result = run_kernel(container, image_info.kernel,
-                        "import sys; print(sys.executable)")
-    assert result["status"] == "ok", result
-    assert result["stdout"].strip() == image_info.python
+def test_kernel_runs_in_its_environment(container: Container, image_info: ImageInfo,
+                                        kernel_name: str) -> None:
+    """Each kernel starts and executes code in its own environment.
+
+    A Python kernel's ``sys.executable`` is its interpreter (the default
+    kernel's is the payload's Python); a kernel with its own ``argv`` runs
+    its test code (a statement of its language) and prints what it must.
+    """
+    assert kernel_name, "the image names no kernel (io.nublado.payload.kernels)"
+    checks = kernel_checks(kernel_name, _spec(container.host, kernel_name))
+    if kernel_name == image_info.kernel:
+        assert [c.stdout for c in checks if c.code == PYTHON_PROBE] == \
+            [image_info.python], "the default kernel must run the payload's Python"
+    for check in checks:
+        result = run_kernel(container, kernel_name, check.code)
+        assert result["status"] == "ok", (kernel_name, check.what, result)
+        assert result["stdout"].strip() == check.stdout, (kernel_name, check.what,
+                                                          result)
 
 
 def test_kernel_as_arbitrary_uid_read_only(ro_container: Container,

@@ -4,8 +4,10 @@
 # shells (/etc/bash.bashrc). Runs the payload's setup files from
 # /usr/local/share/jupyterlab/shell.d only when the lab's sentinel
 # RUNNING_INSIDE_JUPYTERLAB is set, so `docker run IMAGE bash` stays plain.
-# Then puts ~/.local/bin first on PATH, so that `pip install --user TOOL`
-# followed by `TOOL` works.
+# Then the payload's start hook's exports (env.sh in NUBLADO_START_HOOK_DIR,
+# written by the lab's start-up, which checked and quoted every line), then
+# ~/.local/bin first on PATH, so that `pip install --user TOOL` followed by
+# `TOOL` works.
 # Not `set -e`: this file is sourced into the user's shell.
 if [ -n "${RUNNING_INSIDE_JUPYTERLAB:-}" ] && [ -z "${__nublado_payload_shell_done:-}" ]; then
     __nublado_payload_shell_done=1
@@ -16,6 +18,11 @@ if [ -n "${RUNNING_INSIDE_JUPYTERLAB:-}" ] && [ -z "${__nublado_payload_shell_do
         fi
     done
     unset __nublado_f
+    if [ -n "${NUBLADO_START_HOOK_DIR:-}" ] \
+        && [ -r "${NUBLADO_START_HOOK_DIR}/env.sh" ]; then
+        # shellcheck source=/dev/null
+        . "${NUBLADO_START_HOOK_DIR}/env.sh"
+    fi
     if [ -n "${HOME:-}" ] && [ "$HOME" != / ]; then
         case ":${PATH}:" in
             *":${HOME}/.local/bin:"*) ;;

@@ -17,8 +17,10 @@ interpreter. This manager
   from elsewhere or a REST client lands in the payload. A payload (or a
   user) may still have its own ``python3`` spec, which then wins;
 - gives a kernel it starts the variables the start-up kept away from the
-  server (``NUBLADO_PAYLOAD_ENV``: ``LD_*``, ``PYTHON*``, ...) and puts
-  ``~/.local/bin`` first on its PATH.
+  server (``NUBLADO_PAYLOAD_ENV``: ``LD_*``, ``PYTHON*``, ...), what the
+  payload's start hook exported (``env.json`` in ``NUBLADO_START_HOOK_DIR``,
+  read for each kernel; the server's own environment never holds it), and
+  puts ``~/.local/bin`` first on its PATH.
 
 Loaded by ``/usr/local/etc/jupyter/jupyter_server_config.py``.
 """
@@ -34,6 +36,7 @@ from typing import Any
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 from traitlets import Unicode
 
+from nublado_lab.starthook import start_exports
 from nublado_lab.startup import kept_environment
 
 __all__ = ["ALIASES", "NubladoKernelSpecManager"]
@@ -184,20 +187,26 @@ class NubladoKernelSpecManager(KernelSpecManager):
         return os.path.dirname(os.path.normpath(python))
 
     def _with_environment(self, spec: KernelSpec) -> KernelSpec:
-        """Add the kept variables and, unless the spec sets one, a PATH.
+        """Add the kept variables, the hook's exports and (unless set) a PATH.
 
         PATH starts with ``~/.local/bin`` then the payload Python's ``bin``
         (as in repo2docker images), so ``!pip``, ``!python`` and tools a
         user installed with ``pip install --user`` are the ones a notebook's
-        ``!`` commands find.
+        ``!`` commands find. A PATH the start hook exported stands where
+        the server's would (``${PATH}``); the spec's own values win over the
+        hook's.
         """
         env = dict(spec.env or {})
-        for name, value in kept_environment().items():
-            # jupyter_client substitutes ${NAME} in spec env values: keep ours literal.
+        hook = start_exports()
+        hook_path = hook.pop("PATH", None)
+        # jupyter_client substitutes ${NAME} in spec env values: keep ours literal.
+        for name, value in {**kept_environment(), **hook}.items():
             env.setdefault(name, value.replace("$", "$$"))
+        base_path = "${PATH}" if hook_path is None else hook_path.replace("$", "$$")
         if "PATH" in env:
             # The spec sets its PATH itself (nublado-build writes the payload's
             # bin and ~/.local/bin there): one place decides it.
+            env["PATH"] = env["PATH"].replace("${PATH}", base_path)
             spec.env = env
             return spec
         first = []
@@ -209,6 +218,8 @@ class NubladoKernelSpecManager(KernelSpecManager):
             first.append(payload_bin)
         if first:
             prefix = ":".join(p.replace("$", "$$") for p in first)
-            env["PATH"] = f"{prefix}:{env.get('PATH', '${PATH}')}"
+            env["PATH"] = f"{prefix}:{base_path}"
+        elif hook_path is not None:
+            env["PATH"] = base_path
         spec.env = env
         return spec

@@ -35,6 +35,12 @@ libraries load (``LD_*``, ``PYTHON*``, ``BASH_ENV``, ``ENV``) are taken out
 of the server's environment and handed, unchanged, to kernels and terminals
 through ``NUBLADO_PAYLOAD_ENV``.
 
+Then, before the server starts, the payload's start hook runs when the
+image has one (``nublado_lab.starthook``): what it exports reaches kernels
+and terminals through a private file, never the server's environment; a
+hook that fails or times out is logged and leaves
+``NUBLADO_START_HOOK_FAILED`` set, and the lab starts all the same.
+
 Everything that decides is a pure function of its inputs (``decide``);
 ``main`` reads the files, applies the plan and ``exec``s.
 """
@@ -51,6 +57,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
+
+from nublado_lab import starthook
 
 __all__ = [
     "LAB_ROOT",
@@ -112,6 +120,9 @@ RESET_NAMES = (".cache", ".conda", ".config", ".eups", ".jupyter", ".local")
 
 USER_SETUPS = Path("notebooks/.user_setups")
 """Also moved aside by RESET_USER_ENV: the Rubin kernel's per-user setup."""
+
+HOOK_PROTECTED = ("HOME", SENTINEL, "CPU_LIMIT", *THREAD_VARIABLES)
+"""Variables the start-up decides, which a start hook may not change."""
 
 _NOTEBOOK_DIR_OPTIONS = ("notebook-dir", "ServerApp.root_dir",
                          "ServerApp.notebook_dir", "NotebookApp.notebook_dir")
@@ -398,6 +409,9 @@ def decide(environ: Mapping[str, str], args: Sequence[str], *,
             env.update(cpu_variables(env["CPU_LIMIT"]))
 
     env[SENTINEL] = "TRUE"
+    # Only the start hook, run after this decision, says these.
+    env.pop(starthook.DIR_VARIABLE, None)
+    env.pop(starthook.FAILED_VARIABLE, None)
     kernel = env.get("NUBLADO_DEFAULT_KERNEL", "")
     if kernel and not any(_DEFAULT_KERNEL_RE.match(a) for a in argv):
         argv.append(f"--MappingKernelManager.default_kernel_name={kernel}")
@@ -469,8 +483,8 @@ def _say(message: str) -> None:
     print(f"runlab: {message}", file=sys.stderr, flush=True)
 
 
-def apply(launch: Launch) -> NoReturn:
-    """Move aside, change directory and exec the server."""
+def apply(launch: Launch, hook_config: Path | None = None) -> NoReturn:
+    """Move aside, change directory, run the start hook and exec the server."""
     for message in launch.warnings:
         _say(f"warning: {message}")
     for source, target in launch.moves:
@@ -488,10 +502,18 @@ def apply(launch: Launch) -> NoReturn:
              f"{launch.env['HOME']}")
         cwd = launch.env["HOME"]
         os.chdir(cwd)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    env = dict(launch.env)
+    env.update(starthook.run_start_hook(
+        launch.env, cwd, kept=kept_environment(launch.env),
+        payload_env_variable=PAYLOAD_ENV, protected=HOOK_PROTECTED,
+        python=str(VENV / "bin" / "python3"),
+        config_path=hook_config or starthook.CONFIG_PATH))
     _say(f"starting {launch.mode} in {cwd}")
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(launch.argv[0], launch.argv, launch.env)  # noqa: S606 - exec, no shell
+    os.execve(launch.argv[0], launch.argv, env)  # noqa: S606 - exec, no shell
 
 
 def main(args: Sequence[str] | None = None) -> NoReturn:
