@@ -9,10 +9,12 @@ is in the image.
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
 
+from nubladobuild.contract.labclient import execute_in_lab, run_in_lab_terminal
 from tests.conftest import TEST_TAG
 from tests.integration.conftest import (
     NO_WIDGETS,
@@ -21,6 +23,14 @@ from tests.integration.conftest import (
     assert_contract,
     docker,
     run_cli,
+)
+from tests.integration.test_nublado_protocol import (
+    HOME,
+    UID,
+    FakeHub,
+    bridge_gateway,
+    browser_websockets,  # noqa: F401 - autouse: websockets as browsers send them
+    start_lab,
 )
 
 pytestmark = pytest.mark.integration
@@ -38,6 +48,14 @@ setup(name="initdemo", version="0.1", py_modules=["initdemo"],
       install_requires=["six"])
 """
 MODULE = "VALUE = 42\n"
+#: A project with a console script (the tool a notebook's ``!`` must find).
+SETUP_PY_TOOL = """\
+from setuptools import setup
+
+setup(name="inittool", version="0.1", py_modules=["inittool"],
+      entry_points={"console_scripts": ["inittool-hello=inittool:hello"]})
+"""
+TOOL_MODULE = "VALUE = 7\n\n\ndef hello():\n    print('hello from inittool')\n"
 POSTBUILD = """\
 #!/bin/bash
 set -e
@@ -82,7 +100,8 @@ def in_image(tag: str, python: str, code: str) -> str:
 def test_requirements_apt_postbuild_start(base_image: str, tmp_path: Path) -> None:
     root = make_repo(tmp_path / "init-pip", {
         "requirements.txt": "six==1.17.0\n", "apt.txt": "# a tool\nbc\n",
-        "postBuild": POSTBUILD, "start": START}, executable=("postBuild", "start"))
+        "postBuild": POSTBUILD, "start": START, "setup.py": SETUP_PY_TOOL,
+        "inittool.py": TOOL_MODULE}, executable=("postBuild", "start"))
     built = init_and_build(root, base_image).json
     assert_contract(built["test"], kernel="init-pip", skipped=VENV_SKIPS)
     tag = f"init-pip:{TEST_TAG}"
@@ -94,6 +113,46 @@ def test_requirements_apt_postbuild_start(base_image: str, tmp_path: Path) -> No
                   "/opt/init-pip/postbuild-ran").stdout == "built\n"
     assert docker("run", "--rm", "--entrypoint", "cat", tag,
                   "/opt/nublado/start/start").stdout == START
+    in_a_running_lab(tag, tmp_path)
+
+
+#: A notebook cell: the start hook's export, the project, and the tools
+#: (Debian's bc from apt.txt, the project's console script) from ``!``.
+CELL = """\
+import os, inittool
+print(os.environ.get("INIT_DEMO_STARTED"), inittool.VALUE)
+!command -v bc
+!command -v inittool-hello
+!inittool-hello
+!echo 6*7 | bc
+"""
+#: The same from a lab terminal (a login bash through the server).
+TERMINAL = ('"${INIT_DEMO_STARTED:-unset}|$(command -v bc)|'
+            '$(command -v inittool-hello)"')
+
+
+def in_a_running_lab(tag: str, tmp_path: Path) -> None:
+    """Start the image as Zero-to-JupyterHub does; check a kernel and a terminal."""
+    hub = FakeHub(bridge_gateway(), uuid.uuid4().hex)
+    volume = f"nublado-init-home-{uuid.uuid4().hex[:8]}"
+    docker("volume", "create", volume)
+    lab = None
+    try:
+        docker("run", "--rm", "--user", "0:0", "-v", f"{volume}:{HOME}",
+               "--entrypoint", "chown", tag, f"{UID}:{UID}", HOME)
+        lab = start_lab(tag, None, volume, hub, command=("jupyterhub-singleuser",))
+        cell = execute_in_lab(lab.base, lab.token, "init-pip", CELL)
+        assert cell["status"] == "ok", cell
+        assert cell["stdout"].splitlines() == [
+            "1 7", "/usr/bin/bc", "/opt/payload/venv/bin/inittool-hello",
+            "hello from inittool", "42"]
+        assert run_in_lab_terminal(lab.base, lab.token, TERMINAL) == (
+            "1|/usr/bin/bc|/opt/payload/venv/bin/inittool-hello")
+    finally:
+        if lab is not None:
+            docker("rm", "-f", lab.name, check=False)
+        hub.close()
+        docker("volume", "rm", "-f", volume, check=False)
 
 
 def test_binder_environment_yml(base_image: str, conda_channel: str,
