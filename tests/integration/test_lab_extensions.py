@@ -102,7 +102,7 @@ cat {overrides} {page_config}
         "jupyterlab-spellchecker==0.9.0", f"# settings: {overrides}",
         f"# settings: {page_config}"]
     report = re.fullmatch(
-        r"isolation guard: (\d+) protected entries under 12 trees unchanged; 3 "
+        r"isolation guard: (\d+) protected entries under 13 trees unchanged; 3 "
         r"generated paths allowed; the lab stage only added below (.*) \((\d+) "
         r"base entries compared\)", lines[4])
     assert report is not None, lines[4]
