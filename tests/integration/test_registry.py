@@ -308,8 +308,8 @@ def test_build_all_skips_what_is_up_to_date_and_pushes_what_it_built(
 
 
 #: Every example payload, in the order build-all takes them (sorted).
-EXAMPLES = ("conda-demo", "fragment-demo", "sciplat-lab", "scipy-lab", "script-demo",
-            "spherex-lab", "transplant-demo")
+EXAMPLES = ("conda-demo", "fragment-demo", "r-lab", "sciplat-lab", "scipy-lab",
+            "script-demo", "spherex-lab", "transplant-demo")
 
 
 def test_build_all_tests_tags_and_pushes_every_example(
@@ -329,18 +329,18 @@ def test_build_all_tests_tags_and_pushes_every_example(
         # --force: a machine may hold up-to-date :latest images already.
         first = run_cli("build-all", *common, "--force", "--test", "--push",
                         f"{registry.host}/examples").json
-        assert first["counts"] == {"built": 7, "up to date": 0, "failed": 0}
+        assert first["counts"] == {"built": 8, "up to date": 0, "failed": 0}
         rows = {row["payload"]: row for row in first["payloads"]}
         assert list(rows) == list(EXAMPLES)
         assert all(row["tested"] for row in rows.values())
         assert [rows[n]["pushed"][0]["ref"] for n in EXAMPLES] == pushed
-        assert [registry.tags(f"examples/{n}") for n in EXAMPLES] == [["latest"]] * 7
+        assert [registry.tags(f"examples/{n}") for n in EXAMPLES] == [["latest"]] * 8
         ids = [image_id(ref) for ref in latest]
         assert ids == [image_id(ref) for ref in pushed]
 
         started = time.monotonic()
         second = run_cli("build-all", *common).json
-        assert second["counts"] == {"built": 0, "up to date": 7, "failed": 0}
+        assert second["counts"] == {"built": 0, "up to date": 8, "failed": 0}
         assert time.monotonic() - started < 90
         assert [image_id(ref) for ref in latest] == ids
     finally:
